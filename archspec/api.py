@@ -1,0 +1,117 @@
+"""The Python API: archspec.load(path, **overrides) and archspec.loads(text, **overrides)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ir
+from .errors import ArchError, Diagnostic, Sources, Span, error
+from .loader import Program, load_file, load_text
+from .parse import parse_expr
+from .passes import Overrides, expand, resolve, run_passes
+from .summary import as_dict, as_text
+
+
+class Spec:
+    """One network of a spec, checked: its expanded IR with shapes, and its warnings."""
+
+    def __init__(self, network: ir.Network, program: Program, sources: Sources):
+        self.network = network
+        self.program = program
+        self.sources = sources
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return self.network.warnings
+
+    @property
+    def params(self) -> int:
+        return self.network.root.params
+
+    @property
+    def macs(self) -> int:
+        return self.network.root.macs
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.network.root.out_shape
+
+    def summary(self, depth: int = 1) -> dict[str, Any]:
+        """The layer summary as a dict (the JSON of `archspec summary --format json`)."""
+        return as_dict(self.network, depth)
+
+    def summary_text(self, depth: int = 1) -> str:
+        return as_text(self.network, depth)
+
+    def to_torch(self, seed: int = 0):
+        """The network as a torch nn.Module, built from its generated source."""
+        from .codegen import build_module  # torch is imported here, never on the static path
+
+        return build_module(self, seed=seed)
+
+    def __repr__(self) -> str:
+        return f"<Spec {self.name}: {self.params:,} params, output {list(self.output_shape)}>"
+
+
+def overrides_from(values: dict[str, Any] | None = None, texts: dict[str, str] | None = None,
+                   input: tuple[int, ...] | None = None, batch: int = 1) -> Overrides:
+    """Overrides from Python values (the API) or from `--set` texts in the language's syntax."""
+    o = Overrides(input=tuple(input) if input is not None else None, batch=batch)
+    for key, text in (texts or {}).items():
+        o.values[key] = parse_expr(text, f"<--set {key}>")
+        o.texts[key] = text
+    for key, value in (values or {}).items():
+        text = _literal(value, key)
+        o.values[key] = parse_expr(text, f"<{key}=>")
+        o.texts[key] = text
+    return o
+
+
+def _literal(v: Any, key: str) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        inner = ", ".join(_literal(x, key) for x in v)
+        return f"[{inner}]" if isinstance(v, list) else f"({inner}{',' if len(v) == 1 else ''})"
+    raise error("E205", f"override `{key}`: cannot use a {type(v).__name__} value in a spec", Span(f"<{key}=>"))
+
+
+def build(program: Program, sources: Sources, network: str | None, overrides: Overrides) -> Spec:
+    net = run_passes(expand(program, network, overrides))
+    return Spec(net, program, sources)
+
+
+def load(path: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
+         **overrides: Any) -> Spec:
+    """Load, check and shape a network from a `.arch` file. Raises ArchError on any problem."""
+    sources = Sources()
+    program = resolve(load_file(str(path), sources))
+    return _with_sources(lambda: build(program, sources, network, overrides_from(overrides, input=input,
+                                                                                 batch=batch)), sources)
+
+
+def loads(text: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
+          name: str = "<input>", **overrides: Any) -> Spec:
+    """Like load(), from the text of a spec."""
+    sources = Sources()
+    program = resolve(load_text(text, sources, name))
+    return _with_sources(lambda: build(program, sources, network, overrides_from(overrides, input=input,
+                                                                                 batch=batch)), sources)
+
+
+def _with_sources(fn, sources: Sources):
+    try:
+        return fn()
+    except RecursionError:
+        raise error("E005", "the spec is nested too deeply to analyse") from None
+    except ArchError:
+        raise
+
+
+__all__ = ["Spec", "load", "loads", "ArchError"]

@@ -1,0 +1,212 @@
+"""The `archspec` command: argument handling and printing only.
+
+Exit statuses, for every command: 0 success, 1 a problem in the user's spec or data,
+2 usage or I/O errors, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from . import __version__
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic, Sources, Span,
+                     as_json, render, render_github)
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    COMMANDS[fn.__name__.removeprefix("cmd_").replace("_", "-")] = fn
+    return fn
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes such as 3,224,224, got {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected positive sizes such as 3,224,224, got {text!r}")
+    return dims
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip().isidentifier() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _spec_options(p: argparse.ArgumentParser, network: bool = True) -> None:
+    if network:
+        p.add_argument("--network", metavar="NAME", help="the network to use when the file defines several")
+    p.add_argument("--set", dest="overrides", action="append", type=_assignment, default=[], metavar="NAME=VALUE",
+                   help="override a network parameter; VALUE in the language's syntax, e.g. num_classes=1000")
+    p.add_argument("--input", type=_shape, metavar="C,H,W", help="replace the network's input shape")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="archspec", description="A declarative architecture compiler for "
+                                  "convolutional networks: check, summarise and compile .arch specs.")
+    top.add_argument("--version", action="version", version=f"archspec {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check", help="check specs statically (no torch): every network in every file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _spec_options(p, network=False)
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+
+    p = sub.add_parser("summary", help="print a network's layer summary: shapes, params, MACs, receptive field")
+    p.add_argument("file", metavar="FILE")
+    _spec_options(p)
+    p.add_argument("--batch", type=_positive, default=1, help="the batch size shown (default 1)")
+    p.add_argument("--depth", type=_positive, default=1, help="how deep to show nested blocks (default 1)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    for extra in _EXTRA_PARSERS:
+        extra(sub)
+    return top
+
+
+_EXTRA_PARSERS: list[Callable[[Any], None]] = []  # later stages (compile, ...) register here
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("archspec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def report(diags: list[Diagnostic], sources: Sources, fmt: str = "text") -> None:
+    for d in sorted(diags, key=Diagnostic.sort_key):
+        if fmt == "github":
+            print(render_github(d))
+        elif fmt == "text":
+            print(render(d, sources), file=sys.stderr)
+
+
+def status(diags: list[Diagnostic]) -> int:
+    if any(d.io for d in diags):
+        return EXIT_USAGE
+    return EXIT_SPEC if any(d.severity == "error" for d in diags) else EXIT_OK
+
+
+def promote(diags: list[Diagnostic], werror: bool) -> list[Diagnostic]:
+    return [d.as_warning_error() if werror and d.severity == "warning" else d for d in diags]
+
+
+def overrides(args: argparse.Namespace, batch: int = 1):
+    from .api import overrides_from
+
+    return overrides_from(texts=dict(args.overrides), input=args.input, batch=batch)
+
+
+@command
+def cmd_check(args: argparse.Namespace) -> int:
+    from .api import build
+    from .loader import load_file
+    from .passes import resolve
+    from .summary import one_line
+
+    sources = Sources()
+    diags: list[Diagnostic] = []
+    results: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for path in args.files:
+        entry: dict[str, Any] = {"file": path, "networks": []}
+        results.append(entry)
+        try:
+            program = resolve(load_file(path, sources))
+            ov = overrides(args)
+        except ArchError as exc:
+            diags += exc.diagnostics
+            continue
+        nets = [n for n in program.own if program.definitions[n].kind == "network"]
+        for name in nets:
+            try:
+                spec = build(program, sources, name, ov)
+            except ArchError as exc:
+                diags += exc.diagnostics
+                continue
+            except RecursionError:
+                diags.append(Diagnostic("E005", "the spec is nested too deeply to analyse", Span(path), io=True))
+                continue
+            diags += spec.warnings
+            lines.append(one_line(spec.network))
+            entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
+                                      "output_shape": [1, *spec.output_shape]})
+        if not nets:
+            blocks = sum(1 for n in program.own if program.definitions[n].kind == "block")
+            lines.append(f"{path}: ok, {blocks} block{'s' * (blocks != 1)} and no network")
+    diags = promote(diags, args.werror)
+    code = status(diags)
+    if args.format == "json":
+        errors = sum(d.severity == "error" for d in diags)
+        print(json.dumps({"files": results, "diagnostics": [as_json(d) for d in sorted(diags, key=Diagnostic.sort_key)],
+                          "errors": errors, "warnings": len(diags) - errors, "exit_code": code}, indent=2))
+    else:
+        report(diags, sources, args.format)
+        for line in lines:
+            print(line)
+    return code
+
+
+def load_spec(args: argparse.Namespace, batch: int = 1):
+    """The Spec a command works on, or (None, exit status) after printing what is wrong."""
+    from .api import build
+    from .loader import load_file
+    from .passes import resolve
+
+    sources = Sources()
+    try:
+        program = resolve(load_file(args.file, sources))
+        spec = build(program, sources, args.network, overrides(args, batch))
+    except ArchError as exc:
+        report(exc.diagnostics, sources)
+        return None, exc.exit_code
+    except RecursionError:
+        report([Diagnostic("E005", "the spec is nested too deeply to analyse", Span(args.file), io=True)], sources)
+        return None, EXIT_USAGE
+    warnings = promote(list(spec.warnings), args.werror)
+    report(warnings, sources)
+    if status(warnings):
+        return None, status(warnings)
+    return spec, EXIT_OK
+
+
+@command
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .summary import as_dict, as_text
+
+    spec, code = load_spec(args, args.batch)
+    if spec is None:
+        return code
+    if args.format == "json":
+        print(json.dumps(as_dict(spec.network, args.depth), indent=2))
+    else:
+        sys.stdout.write(as_text(spec.network, args.depth))
+    return EXIT_OK
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""One family of errors: a Span, a Diagnostic, and ArchError that carries them.
+
+Every mistake a user can make is reported as a Diagnostic with a stable code (listed in
+docs/errors.md) and a source position; foreign exceptions (lark, pydantic, torch, onnx) are
+turned into these where they enter, so users never see a traceback for their own mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+# Exit statuses, the same for every command (documented in the README).
+EXIT_OK = 0
+EXIT_SPEC = 1  # a problem in the user's spec or data
+EXIT_USAGE = 2  # usage or I/O errors
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A region of a source file; lines and columns count from 1, end is exclusive."""
+
+    file: str = "<input>"
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
+
+NO_SPAN = Span()
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str  # "E204"; a code starting with W is a warning
+    message: str
+    span: Span = NO_SPAN
+    notes: tuple[str, ...] = ()
+    io: bool = False  # usage or I/O problem (exit 2) rather than a spec problem (exit 1)
+
+    @property
+    def severity(self) -> str:
+        return "warning" if self.code.startswith("W") else "error"
+
+    def sort_key(self) -> tuple:
+        return (self.span.file, self.span.line, self.span.column, self.code)
+
+    def as_warning_error(self) -> "Diagnostic":
+        """The same diagnostic promoted to an error (for --werror)."""
+        return Diagnostic("E" + self.code[1:], self.message + " [-Werror]", self.span, self.notes)
+
+
+class ArchError(Exception):
+    """Raised with one or more diagnostics; the CLI prints them and exits 1 (or 2 for I/O)."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic] | Diagnostic):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("\n".join(f"{d.span}: {d.severity}[{d.code}]: {d.message}" for d in self.diagnostics))
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_USAGE if any(d.io for d in self.diagnostics) else EXIT_SPEC
+
+
+def error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> ArchError:
+    return ArchError(Diagnostic(code, message, span, tuple(notes)))
+
+
+def io_error(code: str, message: str, span: Span = NO_SPAN) -> ArchError:
+    return ArchError(Diagnostic(code, message, span, io=True))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean `x`?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    if not close and word.lower() in {c.lower() for c in choices}:
+        close = [c for c in choices if c.lower() == word.lower()][:1]
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+@dataclass
+class Sources:
+    """The text of every file read in a run, so diagnostics can quote their line."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self.texts.get(file)
+        if text is None or line < 1:
+            return None
+        lines = text.splitlines()
+        return lines[line - 1] if line <= len(lines) else ""
+
+
+def render(diag: Diagnostic, sources: Sources | None = None) -> str:
+    """`file:line:col: error[E123]: message`, the source line and carets under the spot."""
+    head = f"{diag.span}: {diag.severity}[{diag.code}]: {diag.message}"
+    out = [head]
+    src = sources.line(diag.span.file, diag.span.line) if sources else None
+    if src is not None and diag.span.line:
+        width = 1
+        if diag.span.end_line == diag.span.line and diag.span.end_column > diag.span.column:
+            width = diag.span.end_column - diag.span.column
+        gutter = f"{diag.span.line:>4} | "
+        out.append(gutter + src.expandtabs(1))
+        out.append(" " * (len(gutter) + diag.span.column - 1) + "^" * max(1, width))
+    out.extend(f"     = note: {n}" for n in diag.notes)
+    return "\n".join(out)
+
+
+def render_github(diag: Diagnostic) -> str:
+    """A GitHub Actions workflow command, so the error shows on the pull request's line."""
+    kind = "warning" if diag.severity == "warning" else "error"
+    msg = (diag.message + "".join("\n" + n for n in diag.notes)).replace("%", "%25").replace("\n", "%0A")
+    loc = f"file={diag.span.file}"
+    if diag.span.line:
+        loc += f",line={diag.span.line},col={diag.span.column}"
+    return f"::{kind} {loc},title={diag.code}::{msg}"
+
+
+def as_json(diag: Diagnostic) -> dict:
+    return {
+        "code": diag.code,
+        "severity": diag.severity,
+        "message": diag.message,
+        "file": diag.span.file,
+        "line": diag.span.line,
+        "column": diag.span.column,
+        "end_line": diag.span.end_line,
+        "end_column": diag.span.end_column,
+        "notes": list(diag.notes),
+    }

@@ -1,0 +1,192 @@
+"""Evaluating the language's expressions: ints, floats, bools, lists and tuples.
+
+Values are plain Python values. Every operation that Python would refuse, or that would
+run away (a huge power, a list of a billion items), becomes an E301 with the expression's
+position, so no user input reaches a traceback or a hang.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Callable
+
+from . import ir
+from .errors import Span, did_you_mean, error
+from .layers import show, type_name
+
+MAX_ITEMS = 1_000_000  # the longest list an expression may build
+MAX_INT_BITS = 4096
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
+def _range(*args: Any) -> list[int]:
+    for a in args:
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise TypeError(f"range() takes ints, got {type_name(a)} `{show(a)}`")
+    r = range(*args)
+    if len(r) > MAX_ITEMS:
+        raise OverflowError(f"range of {len(r):,} items is too long (the limit is {MAX_ITEMS:,})")
+    return list(r)
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "len": len,
+    "range": _range,
+    "enumerate": lambda xs, start=0: [(i + start, x) for i, x in enumerate(xs)],
+    "zip": lambda *xs: [tuple(t) for t in zip(*xs)],
+    "min": min,
+    "max": max,
+    "sum": lambda xs, start=0: sum(xs, start),
+    "abs": abs,
+    "int": int,
+    "float": float,
+    "round": lambda x, n=None: round(x) if n is None else round(x, n),
+    "list": list,
+    "tuple": tuple,
+}
+
+_NAMES_OF_LITERALS = {"True": "true", "False": "false", "None": "an explicit value"}
+
+
+def evaluate(e: ir.Expr, env: dict[str, Any]) -> Any:
+    """The value of an expression in an environment of names; raises ArchError E301/E202."""
+    try:
+        return _EVAL[type(e)](e, env)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError, KeyError) as exc:
+        raise error("E301", f"cannot evaluate this expression: {_message(exc)}", e.span) from None
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ZeroDivisionError):
+        return "division by zero"
+    if isinstance(exc, IndexError):
+        return "index out of range"
+    text = str(exc)
+    for py, ours in (("'list'", "list"), ("'tuple'", "tuple"), ("'int'", "int"), ("'float'", "float"),
+                     ("'bool'", "bool"), ("NoneType", "nothing")):
+        text = text.replace(py, ours)
+    return text
+
+
+def _name(e: ir.Name, env: dict[str, Any]) -> Any:
+    if e.id in env:
+        return env[e.id]
+    hint = f"; write `{_NAMES_OF_LITERALS[e.id]}`" if e.id in _NAMES_OF_LITERALS else did_you_mean(e.id, env)
+    raise error("E202", f"unknown name `{e.id}`{hint}", e.span)
+
+
+def _binop(e: ir.BinOp, env: dict[str, Any]) -> Any:
+    if e.op in ("and", "or"):
+        left = evaluate(e.left, env)
+        if (e.op == "and") != bool(left):
+            return left
+        return evaluate(e.right, env)
+    a, b = evaluate(e.left, env), evaluate(e.right, env)
+    _guard(e.op, a, b, e.span)
+    try:
+        return _BINOPS[e.op](a, b)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise error("E301", f"cannot compute {type_name(a)} {e.op} {type_name(b)}: {_message(exc)}", e.span) from None
+
+
+def _guard(op: str, a: Any, b: Any, span: Span) -> None:
+    """Refuse operations whose result would be absurdly large before Python computes them."""
+    if op == "**" and isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a) > 1 and b > 0:
+        if b * math.log2(abs(a)) > MAX_INT_BITS:
+            raise error("E301", f"{show(a)} ** {show(b)} is too large a number", span)
+    if op == "*":
+        for seq, n in ((a, b), (b, a)):
+            if isinstance(seq, (list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
+                raise error("E301", f"a list of {len(seq) * n:,} items is too long (the limit is {MAX_ITEMS:,})", span)
+
+
+def _unary(e: ir.UnaryOp, env: dict[str, Any]) -> Any:
+    v = evaluate(e.operand, env)
+    if e.op == "not":
+        return not v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise error("E301", f"cannot apply `{e.op}` to {type_name(v)} `{show(v)}`", e.span)
+    return -v if e.op == "-" else v
+
+
+def _compare(e: ir.Compare, env: dict[str, Any]) -> bool:
+    left = evaluate(e.first, env)
+    for op, expr in zip(e.ops, e.rest):
+        right = evaluate(expr, env)
+        try:
+            ok = _COMPARE[op](_comparable(left), _comparable(right))
+        except TypeError:
+            raise error("E301", f"cannot compare {type_name(left)} `{show(left)}` {op} {type_name(right)} "
+                                f"`{show(right)}`", e.span) from None
+        if not ok:
+            return False
+        left = right
+    return True
+
+
+def _comparable(v: Any) -> Any:
+    """Lists and tuples compare by their items, so `output == [10]` holds for a shape (10,)."""
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _cond(e: ir.Cond, env: dict[str, Any]) -> Any:
+    return evaluate(e.body, env) if evaluate(e.test, env) else evaluate(e.orelse, env)
+
+
+def _index(e: ir.Index, env: dict[str, Any]) -> Any:
+    seq, i = evaluate(e.value, env), evaluate(e.index, env)
+    if not isinstance(seq, (list, tuple)):
+        raise error("E301", f"cannot index {type_name(seq)} `{show(seq)}`", e.span)
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise error("E301", f"an index must be an int, got {type_name(i)} `{show(i)}`", e.index.span)
+    if not -len(seq) <= i < len(seq):
+        raise error("E301", f"index {i} is out of range for a list of {len(seq)} items", e.index.span)
+    return seq[i]
+
+
+def _call(e: ir.FuncCall, env: dict[str, Any]) -> Any:
+    fn = BUILTINS.get(e.func)
+    if fn is None:
+        raise error("E202", f"unknown function `{e.func}`{did_you_mean(e.func, BUILTINS)}", e.span)
+    args = [evaluate(a.value, env) for a in e.args if a.name is None]
+    kwargs = {a.name: evaluate(a.value, env) for a in e.args if a.name is not None}
+    try:
+        return fn(*args, **kwargs)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise error("E301", f"{e.func}(): {_message(exc)}", e.span) from None
+
+
+_EVAL: dict[type, Callable[[Any, dict[str, Any]], Any]] = {
+    ir.Num: lambda e, env: e.value,
+    ir.Bool: lambda e, env: e.value,
+    ir.Name: _name,
+    ir.ListExpr: lambda e, env: [evaluate(x, env) for x in e.items],
+    ir.TupleExpr: lambda e, env: tuple(evaluate(x, env) for x in e.items),
+    ir.BinOp: _binop,
+    ir.UnaryOp: _unary,
+    ir.Compare: _compare,
+    ir.Cond: _cond,
+    ir.Index: _index,
+    ir.FuncCall: _call,
+}
+
+
+def names_in(e: Any) -> set[str]:
+    """Every name an expression reads (for resolution and for assert messages)."""
+    if isinstance(e, ir.Name):
+        return {e.id}
+    found: set[str] = set()
+    for field in type(e).model_fields:
+        v = getattr(e, field)
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, ir.IR):
+                found |= names_in(x)
+    return found

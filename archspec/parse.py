@@ -1,0 +1,312 @@
+"""Text -> lark tree -> IR. Lark's errors become archspec errors here, with positions.
+
+Reading a file is guarded too: a missing file, a directory, binary or non-UTF-8 bytes, an
+empty or huge file, and input nested deeper than MAX_NESTING each give one clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ir
+from .errors import ArchError, Span, error, io_error
+
+MAX_BYTES = 4 * 1024 * 1024  # a spec is a few kilobytes; this is far past any real one
+MAX_NESTING = 64  # brackets of any kind; well below pydantic's own limit of about 255 levels
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# How the parser's terminal names read in "expected ..." messages.
+_PUNCT = {"LBRACE": "{", "RBRACE": "}", "LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]",
+          "COMMA": ",", "EQUAL": "=", "COLON": ":", "NAME": "a name", "NUMBER": "a number",
+          "STRING": "a string", "CMP": "a comparison", "ADD": "+ or -", "MUL": "* / // %",
+          "POW": "**", "$END": "end of file"}
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    # cache=True keeps the LALR tables between runs: the grammar is analysed once per version.
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, cache=True,
+                start=["start", "expr"], maybe_placeholders=True)
+
+
+def read_source(path: str) -> str:
+    """The text of a spec file, or an I/O error (exit status 2) saying what is wrong."""
+    p = Path(path)
+    if p.is_dir():
+        raise io_error("E006", f"`{path}` is a directory, not a spec file", Span(path))
+    try:
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise io_error("E004", f"file is too large ({size:,} bytes; the limit is {MAX_BYTES:,})", Span(path))
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise io_error("E001", "no such file", Span(path)) from None
+    except OSError as exc:
+        raise io_error("E001", f"cannot read file: {exc.strerror or exc}", Span(path)) from None
+    if b"\0" in data:
+        raise io_error("E002", "file is binary (it contains NUL bytes), not a spec", Span(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise io_error("E002", f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                       Span(path, line, col, line, col + 1)) from None
+    if not text.strip():
+        raise io_error("E003", "file is empty", Span(path))
+    return text.lstrip("\ufeff")
+
+
+def check_nesting(text: str, file: str) -> None:
+    """Refuse input nested deeper than MAX_NESTING before the parser recurses into it."""
+    depth = 0
+    line, col = 1, 0
+    in_comment = in_string = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, in_comment, in_string = line + 1, 0, False, False
+        elif in_comment:
+            continue
+        elif ch == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif ch == "#":
+            in_comment = True
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise io_error("E005", f"input is nested too deeply (more than {MAX_NESTING} levels of brackets)",
+                               Span(file, line, col, line, col + 1))
+        elif ch in ")]}":
+            depth -= 1
+
+
+def parse_text(text: str, file: str = "<input>") -> ir.SourceFile:
+    check_nesting(text, file)
+    tree = _parse(text, file, "start")
+    return _build(tree, file)
+
+
+def parse_expr(text: str, file: str = "<input>") -> ir.Expr:
+    """One expression, as written after `--set name=`."""
+    check_nesting(text, file)
+    return _build(_parse(text, file, "expr"), file)
+
+
+def parse_file(path: str) -> tuple[ir.SourceFile, str]:
+    text = read_source(path)
+    return parse_text(text, path), text
+
+
+def _parse(text: str, file: str, start: str) -> Tree:
+    try:
+        return parser().parse(text, start=start)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, file) from None
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> ArchError:
+    line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        return error("E102", f"unexpected character `{ch}`", Span(file, line, col, line, col + 1))
+    expected = _expected(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set())
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        last = text.rstrip().splitlines() or [""]
+        line, col = len(last), len(last[-1]) + 1
+        return error("E103", f"unexpected end of file; expected {expected}", Span(file, line, col, line, col + 1))
+    tok = exc.token
+    width = max(1, len(str(tok)))
+    return error("E101", f"unexpected `{tok}`; expected {expected}", Span(file, line, col, line, col + width))
+
+
+def _expected(names: set[str]) -> str:
+    shown = []
+    for name in names:
+        if name in _PUNCT:
+            shown.append(_PUNCT[name] if name.startswith("$") or name.isupper() and len(_PUNCT[name]) > 2
+                         else f"`{_PUNCT[name]}`")
+        else:
+            try:
+                term = parser().get_terminal(name)
+                shown.append(f"`{term.pattern.value}`" if term.pattern.type == "str" else name.lower())
+            except KeyError:
+                shown.append(name.lower())
+    shown = sorted(set(shown))
+    if not shown:
+        return "something else"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def _build(tree: Tree, file: str):
+    try:
+        return _ToIR(file).transform(tree)
+    except VisitError as exc:  # a builder raised: a bad literal, say
+        if isinstance(exc.orig_exc, ArchError):
+            raise exc.orig_exc from None
+        raise
+
+
+# ---- the tree -> IR builders: one line each, thanks to the grammar's shaping ------------
+
+def _span(file: str, meta) -> Span:
+    if isinstance(meta, Token):
+        return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+    if getattr(meta, "empty", True):
+        return Span(file)
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+@v_args(meta=True)
+class _ToIR(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _n(self, cls, meta, **kw):
+        return cls.model_construct(span=_span(self.file, meta), **kw)
+
+    # definitions
+    def start(self, meta, items):
+        imports = tuple(i for i in items if isinstance(i, ir.Import))
+        defs = tuple(i for i in items if isinstance(i, ir.Definition))
+        return ir.SourceFile.model_construct(span=Span(self.file, 1, 1), path=self.file, imports=imports, definitions=defs)
+
+    def import_stmt(self, meta, c):
+        return self._n(ir.Import, meta, path=c[0][1:-1])
+
+    def block_def(self, meta, c):
+        return self._n(ir.Definition, meta, kind="block", name=str(c[0]), params=c[1] or (), body=c[2])
+
+    def network_def(self, meta, c):
+        return self._n(ir.Definition, meta, kind="network", name=str(c[0]), params=c[1] or (), body=c[2])
+
+    def params(self, meta, c):
+        return tuple(p for p in c if p is not None)
+
+    def param(self, meta, c):
+        return self._n(ir.Param, meta, name=str(c[0]), type=str(c[1]) if c[1] is not None else None, default=c[2])
+
+    def body(self, meta, c):
+        return tuple(c)
+
+    # statements
+    def input_stmt(self, meta, c):
+        return self._n(ir.Input, meta, dims=tuple(x for x in c if x is not None))
+
+    def node_stmt(self, meta, c):
+        return self._n(ir.NodeStmt, meta, label=c[0], node=c[1])
+
+    def label(self, meta, c):
+        return self._n(ir.Label, meta, name=str(c[0]), index=c[1])
+
+    def call(self, meta, c):
+        return self._n(ir.Call, meta, name=str(c[0]), args=c[1])
+
+    def seq(self, meta, c):
+        return self._n(ir.Container, meta, kind="seq", body=c[0])
+
+    def add(self, meta, c):
+        return self._n(ir.Container, meta, kind="add", body=c[0])
+
+    def concat(self, meta, c):
+        return self._n(ir.Container, meta, kind="concat", body=c[0])
+
+    def repeat_stmt(self, meta, c):
+        return self._n(ir.Repeat, meta, count=c[0], body=c[1])
+
+    def for_stmt(self, meta, c):
+        return self._n(ir.For, meta, target=c[0], iter=c[1], body=c[2])
+
+    def if_stmt(self, meta, c):
+        orelse = c[2] if isinstance(c[2], tuple) else ((c[2],) if c[2] is not None else ())
+        return self._n(ir.If, meta, test=c[0], body=c[1], orelse=orelse)
+
+    def let_stmt(self, meta, c):
+        return self._n(ir.Let, meta, name=str(c[0]), value=c[1])
+
+    def assert_stmt(self, meta, c):
+        return self._n(ir.Assert, meta, test=c[0], message=c[1][1:-1] if c[1] is not None else None)
+
+    def name_target(self, meta, c):
+        return self._n(ir.NameTarget, meta, id=str(c[0]))
+
+    def tuple_target(self, meta, c):
+        return self._n(ir.TupleTarget, meta, items=tuple(x for x in c if x is not None))
+
+    def args(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    def arg(self, meta, c):
+        return self._n(ir.Arg, meta, name=None, value=c[0])
+
+    def kwarg(self, meta, c):
+        return self._n(ir.Arg, meta, name=str(c[0]), value=c[1])
+
+    # expressions
+    def number(self, meta, c):
+        text = str(c[0]).replace("_", "")
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            raise error("E104", f"malformed number `{c[0]}`", _span(self.file, c[0])) from None
+        return self._n(ir.Num, meta, value=value)
+
+    def true(self, meta, c):
+        return self._n(ir.Bool, meta, value=True)
+
+    def false(self, meta, c):
+        return self._n(ir.Bool, meta, value=False)
+
+    def name(self, meta, c):
+        return self._n(ir.Name, meta, id=str(c[0]))
+
+    def list(self, meta, c):
+        return self._n(ir.ListExpr, meta, items=tuple(x for x in c if x is not None))
+
+    def tuple(self, meta, c):
+        return self._n(ir.TupleExpr, meta, items=tuple(x for x in c if x is not None))
+
+    def empty_tuple(self, meta, c):
+        return self._n(ir.TupleExpr, meta, items=())
+
+    def binop(self, meta, c):
+        return self._n(ir.BinOp, meta, op=str(c[1]), left=c[0], right=c[2])
+
+    def or_op(self, meta, c):
+        return self._n(ir.BinOp, meta, op="or", left=c[0], right=c[1])
+
+    def and_op(self, meta, c):
+        return self._n(ir.BinOp, meta, op="and", left=c[0], right=c[1])
+
+    def not_op(self, meta, c):
+        return self._n(ir.UnaryOp, meta, op="not", operand=c[0])
+
+    def unary_op(self, meta, c):
+        return self._n(ir.UnaryOp, meta, op=str(c[0]), operand=c[1])
+
+    def comparison(self, meta, c):
+        return self._n(ir.Compare, meta, first=c[0], ops=tuple(str(t) for t in c[1::2]), rest=tuple(c[2::2]))
+
+    def conditional(self, meta, c):
+        return self._n(ir.Cond, meta, body=c[0], test=c[1], orelse=c[2])
+
+    def index(self, meta, c):
+        return self._n(ir.Index, meta, value=c[0], index=c[1])
+
+    def func_call(self, meta, c):
+        return self._n(ir.FuncCall, meta, func=str(c[0]), args=c[1])
+
+
+def display_path(path: str, importer: str | None = None) -> str:
+    """The path of an imported file, relative to the importing file's folder."""
+    if importer is None:
+        return path
+    return os.path.normpath(os.path.join(os.path.dirname(importer), path))

@@ -1,0 +1,24 @@
+"""The passes over one expanded network: plain IR -> IR functions, run in a plain loop.
+
+Before them, `resolve` checks the whole program and `expand` builds the network's tree.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from .asserts import check_asserts
+from .expand import Overrides, expand
+from .infer import infer_shapes
+from .naming import assign_paths
+from .resolve import resolve
+
+PASSES = (assign_paths, infer_shapes, check_asserts)
+
+
+def run_passes(net: ir.Network) -> ir.Network:
+    for p in PASSES:
+        net = p(net)
+    return net
+
+
+__all__ = ["PASSES", "Overrides", "expand", "resolve", "run_passes"]

@@ -1,0 +1,88 @@
+"""Name every node: the dotted module path that codegen and state_dict keys use.
+
+A named node adds its name as a segment; an unnamed layer or block call adds its index
+among its siblings, as in nn.Sequential. An anonymous seq, add or concat adds no segment:
+its children are numbered with its parent's, so `features = seq { ... }` holding a loop
+gives torchvision's flat `features.0` .. `features.20`.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+from .. import ir
+from ..errors import ArchError, Diagnostic
+
+# Attributes every torch.nn.Module has; a submodule cannot take one of these names.
+MODULE_ATTRIBUTES = frozenset("""
+T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
+eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
+load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory smart_apply state_dict
+to to_empty train training type xpu zero_grad
+""".split())
+
+
+def assign_paths(net: ir.Network) -> ir.Network:
+    root = _owner(net.root, "")
+    return net.model_copy(update={"root": root})
+
+
+def _owner(node: ir.Node, path: str) -> ir.Node:
+    """A node that adds a segment: number the segment-adding nodes beneath it."""
+    flat: list[ir.Node] = []
+    _flatten(node.children, flat)
+    seen: dict[str, ir.Node] = {}
+    problems: list[Diagnostic] = []
+    segments: dict[int, str] = {}
+    for i, child in enumerate(flat):
+        seg = child.label if child.label is not None else str(i)
+        if child.label is not None:
+            problem = _bad_name(child)
+            if problem:
+                problems.append(problem)
+        if seg in seen:
+            where = f"in `{path}`" if path else "at the top level"
+            problems.append(Diagnostic("E208", f"two modules are named `{seg}` {where}", child.span,
+                                       (f"the first is at {seen[seg].span}",)))
+        seen[seg] = child
+        segments[id(child)] = seg
+    if problems:
+        raise ArchError(problems)
+    return _rebuild(node, path, segments, path)
+
+
+def _flatten(children: tuple[ir.Node, ...], out: list[ir.Node]) -> None:
+    for c in children:
+        if c.kind in ("seq", "add", "concat") and c.label is None:
+            _flatten(c.children, out)
+        else:
+            out.append(c)
+
+
+def _rebuild(node: ir.Node, path: str, segments: dict[int, str], owner_path: str) -> ir.Node:
+    children = []
+    for c in node.children:
+        seg = segments.get(id(c))
+        if seg is None:  # anonymous container: shares the owner's numbering and path
+            children.append(_rebuild(c, owner_path, segments, owner_path).model_copy(update={"segment": None}))
+        else:
+            child_path = f"{owner_path}.{seg}" if owner_path else seg
+            fresh = _owner(c, child_path) if c.children else c.model_copy(update={"path": child_path})
+            children.append(fresh.model_copy(update={"segment": seg}))
+    return node.model_copy(update={"children": tuple(children), "path": path})
+
+
+def _bad_name(node: ir.Node) -> Diagnostic | None:
+    name = node.label or ""
+    if keyword.iskeyword(name):
+        return Diagnostic("E208", f"`{name}` cannot name a module: it is a Python keyword", node.span)
+    if name in MODULE_ATTRIBUTES:
+        return Diagnostic("E208", f"`{name}` cannot name a module: every torch.nn.Module has an attribute "
+                                  "of that name", node.span)
+    return None
+
+

@@ -1,0 +1,197 @@
+"""Resolve names: every call, argument, name and type in every definition, before anything runs.
+
+Reports all problems at once: unknown layers, blocks, parameters and names (with a
+did-you-mean), argument counts, duplicate arguments, misplaced `input`, and recursion.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import ir
+from ..errors import ArchError, Diagnostic, did_you_mean
+from ..evaluate import BUILTINS, names_in
+from ..layers import LAYERS, REQUIRED
+from ..loader import Program
+
+TYPES = ("int", "float", "bool", "list", "tuple")
+RESULT_NAMES = ("params", "macs", "output", "activation_bytes", "input")
+
+
+def resolve(program: Program) -> Program:
+    problems: list[Diagnostic] = []
+    for d in program.definitions.values():
+        problems += _check_definition(d, program)
+    problems += _check_recursion(program)
+    if problems:
+        raise ArchError(problems)
+    return program
+
+
+def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    seen: set[str] = set()
+    for p in d.params:
+        if p.name in seen:
+            out.append(Diagnostic("E211", f"parameter `{p.name}` is declared twice", p.span))
+        seen.add(p.name)
+        if p.type is not None and p.type not in TYPES:
+            out.append(Diagnostic("E205", f"unknown type `{p.type}`{did_you_mean(p.type, TYPES)}", p.span,
+                                  ("types are " + ", ".join(TYPES),)))
+    bound = set(seen) | _bound_in(d.body) | set(BUILTINS)
+    inputs = [s for s in d.body if isinstance(s, ir.Input)]
+    for extra in inputs[1:]:
+        out.append(Diagnostic("E214", "the network's `input` is declared twice", extra.span,
+                              (f"first declared at {inputs[0].span}",)))
+    for stmt, top in _statements(d.body, top=True):
+        out += _check_statement(stmt, top, d, bound, program)
+    return out
+
+
+def _statements(body: tuple, top: bool) -> Iterator[tuple[ir.IR, bool]]:
+    """Every statement of a body, nested ones too; `top` says whether it sits at the top level."""
+    for s in body:
+        yield s, top
+        if isinstance(s, (ir.Repeat, ir.For)):
+            yield from _statements(s.body, top)
+        elif isinstance(s, ir.If):
+            yield from _statements(s.body, top)
+            yield from _statements(s.orelse, top)
+        elif isinstance(s, ir.NodeStmt) and isinstance(s.node, ir.Container):
+            yield from _statements(s.node.body, False)
+
+
+def _bound_in(body: tuple) -> set[str]:
+    names: set[str] = set()
+    for s, _ in _statements(body, True):
+        if isinstance(s, ir.Let):
+            names.add(s.name)
+        elif isinstance(s, ir.For):
+            names |= _target_names(s.target)
+    return names
+
+
+def _target_names(t: ir.Target) -> set[str]:
+    if isinstance(t, ir.NameTarget):
+        return {t.id}
+    return set().union(*(_target_names(x) for x in t.items))
+
+
+def _check_statement(s: ir.IR, top: bool, d: ir.Definition, bound: set[str], program: Program) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    exprs: list[ir.IR] = []
+    if isinstance(s, ir.Input):
+        if d.kind != "network" or not top:
+            out.append(Diagnostic("E213", "`input` belongs at the top level of a network", s.span))
+        exprs += s.dims
+    elif isinstance(s, ir.NodeStmt):
+        if s.label is not None and s.label.index is not None:
+            exprs.append(s.label.index)
+        if isinstance(s.node, ir.Call):
+            out += _check_call(s.node, program)
+            exprs += [a.value for a in s.node.args or ()]
+    elif isinstance(s, ir.Repeat):
+        exprs.append(s.count)
+    elif isinstance(s, ir.For):
+        exprs.append(s.iter)
+    elif isinstance(s, ir.If):
+        exprs.append(s.test)
+    elif isinstance(s, ir.Let):
+        exprs.append(s.value)
+    elif isinstance(s, ir.Assert):
+        exprs.append(s.test)
+    names = bound | set(RESULT_NAMES) if isinstance(s, ir.Assert) and d.kind == "network" else bound
+    for e in exprs:
+        out += _check_names(e, names, d)
+    return out
+
+
+def _check_names(e: ir.IR, bound: set[str], d: ir.Definition) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for node in _walk(e):
+        if isinstance(node, ir.Name) and node.id not in bound:
+            notes = ()
+            if node.id in RESULT_NAMES:
+                notes = (f"`{node.id}` is a static result, readable only in a network's `assert`",)
+            hint = "; write `true` or `false`" if node.id in ("True", "False") else did_you_mean(node.id, bound)
+            out.append(Diagnostic("E202", f"unknown name `{node.id}`{hint}", node.span, notes))
+        elif isinstance(node, ir.FuncCall) and node.func not in BUILTINS:
+            out.append(Diagnostic("E202", f"unknown function `{node.func}`{did_you_mean(node.func, BUILTINS)}",
+                                  node.span, ("functions are " + ", ".join(sorted(BUILTINS)),)))
+    return out
+
+
+def _walk(e: ir.IR) -> Iterator[ir.IR]:
+    yield e
+    for field in type(e).model_fields:
+        v = getattr(e, field)
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, ir.IR):
+                yield from _walk(x)
+
+
+def signature(name: str, program: Program) -> list[tuple[str, bool]] | None:
+    """(parameter, required) pairs of a layer or block, or None if there is no such thing."""
+    if name in LAYERS:
+        return [(a.name, a.default is REQUIRED) for a in LAYERS[name]]
+    d = program.definitions.get(name)
+    if d is None or d.kind != "block":
+        return None
+    return [(p.name, p.default is None) for p in d.params]
+
+
+def _check_call(c: ir.Call, program: Program) -> list[Diagnostic]:
+    sig = signature(c.name, program)
+    if sig is None:
+        d = program.definitions.get(c.name)
+        if d is not None:  # a network
+            return [Diagnostic("E201", f"`{c.name}` is a network; only blocks and layers can be used here",
+                               c.span, ("declare it with `block` to reuse it",))]
+        known = list(LAYERS) + [n for n, x in program.definitions.items() if x.kind == "block"]
+        return [Diagnostic("E201", f"unknown layer or block `{c.name}`{did_you_mean(c.name, known)}", c.span)]
+    out: list[Diagnostic] = []
+    names = [n for n, _ in sig]
+    args = c.args or ()
+    positional = [a for a in args if a.name is None]
+    if len(positional) > len(sig):
+        out.append(Diagnostic("E204", f"`{c.name}` takes at most {len(sig)} argument{'s' * (len(sig) != 1)}, "
+                                      f"got {len(positional)}", positional[len(sig)].span))
+    given = set(names[: len(positional)])
+    for a in args:
+        if a.name is None:
+            continue
+        if a.name not in names:
+            out.append(Diagnostic("E203", f"`{c.name}` has no parameter `{a.name}`{did_you_mean(a.name, names)}",
+                                  a.span, (f"its parameters are {', '.join(names) or 'none'}",)))
+        elif a.name in given:
+            out.append(Diagnostic("E211", f"argument `{a.name}` is given twice", a.span))
+        given.add(a.name)
+    for n, required in sig:
+        if required and n not in given:
+            out.append(Diagnostic("E204", f"`{c.name}` is missing its argument `{n}`", c.span))
+    return out
+
+
+def _check_recursion(program: Program) -> list[Diagnostic]:
+    calls = {name: [s.node for s, _ in _statements(d.body, True)
+                    if isinstance(s, ir.NodeStmt) and isinstance(s.node, ir.Call)
+                    and s.node.name in program.definitions]
+             for name, d in program.definitions.items()}
+    out: list[Diagnostic] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for call in calls.get(name, ()):
+            if state.get(call.name) == 1:
+                cycle = path[path.index(call.name):] + [call.name]
+                what = "calls itself" if len(cycle) == 2 else "is recursive"
+                out.append(Diagnostic("E207", f"block `{call.name}` {what}: {' -> '.join(cycle)}", call.span))
+            elif call.name not in state:
+                visit(call.name, path + [call.name])
+        state[name] = 2
+
+    for name in calls:
+        if name not in state:
+            visit(name, [name])
+    return out
