@@ -1,0 +1,22 @@
+"""Codegen: IR -> the Python source of an nn.Module; that source -> the module (torch from here on)."""
+
+from __future__ import annotations
+
+from .python import generate, spec_hash
+
+
+def source_of(spec) -> str:
+    """The generated Python source of a checked Spec."""
+    return generate(spec.network, spec.sources.texts, spec.program.definitions)
+
+
+def build_module(spec, seed: int = 0):
+    """The Spec as a torch nn.Module, built by executing its generated source."""
+    from .build import instantiate, load_source
+
+    source = source_of(spec)
+    tag = f"{spec.name}_{spec_hash({'': source})[:12]}"
+    return instantiate(load_source(source, tag), seed)
+
+
+__all__ = ["build_module", "generate", "source_of", "spec_hash"]

@@ -1,0 +1,276 @@
+"""The spec as the source of a torch nn.Module that reads as if written by hand.
+
+Every node that adds a path segment and has children becomes a module: an `nn.Sequential`
+when it is a plain chain of unnamed children (as the book and torchvision write VGG blocks,
+stems and stages), otherwise a class with named submodules and a `forward` that follows the
+spec's branches. The state_dict keys are the spec's paths.
+
+Instances of one block that differ only in numbers (channels, strides) share one class: the
+numbers that differ become constructor parameters, named after the block's own parameters
+where their values agree (`Residual(in_channels=64, channels=128, stride=2)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .. import __version__, ir
+from ..summary import show_shape
+from .layers import CALLS, MODULES
+from .parametrize import Variant, parametrize
+
+
+@dataclass
+class _Class:
+    name: str
+    base: str  # "nn.Module" or "nn.Sequential"
+    doc: str
+    params: list[tuple[str, str]]  # (name, type) of the constructor
+    body: list[str]
+
+
+@dataclass
+class _Codegen:
+    file: str
+    definitions: dict[str, ir.Definition]
+    classes: list[_Class] = field(default_factory=list)
+    calls: dict[int, str] = field(default_factory=dict)  # id(node) -> the expression that builds it
+    names: set[str] = field(default_factory=set)
+
+    def class_name(self, base: str) -> str:
+        name, i = base, 2
+        while name in self.names:
+            name, i = f"{base}{i}", i + 1
+        self.names.add(name)
+        return name
+
+
+def camel(name: str) -> str:
+    out = ""
+    for p in (p for p in name.split("_") if p):
+        out += ("_" if out and p[0].isdigit() else "") + p[0].upper() + p[1:]
+    return out or "Net"
+
+
+def _segment_children(node: ir.Node) -> list[ir.Node]:
+    """The children that add a path segment, found through anonymous containers."""
+    out: list[ir.Node] = []
+    for c in node.children:
+        out += _segment_children(c) if c.segment is None else [c]
+    return out
+
+
+def _is_chain(node: ir.Node) -> bool:
+    """A plain chain of unnamed children, through anonymous seqs only: an nn.Sequential."""
+    def chain(n: ir.Node) -> bool:
+        return all(c.segment is not None or (c.kind == "seq" and chain(c)) for c in n.children)
+    return node.kind in ("seq", "block") and chain(node) and \
+        all(c.label is None for c in _segment_children(node))
+
+
+def _needs_class(node: ir.Node, is_root: bool = False) -> bool:
+    return node.kind != "layer" and (is_root or not _is_chain(node))
+
+
+def _attr(seg: str) -> str:
+    return f"self.{seg}" if seg.isidentifier() else f'getattr(self, "{seg}")'
+
+
+def _stateless_call(node: ir.Node) -> bool:
+    return node.kind == "layer" and node.label is None and node.op in CALLS
+
+
+def _indent(text: str, by: str) -> str:
+    return text.replace("\n", "\n" + by)
+
+
+def _sequential(items: list[str]) -> str:
+    if sum(map(len, items)) < 70 and all("\n" not in i for i in items):
+        return "nn.Sequential(" + ", ".join(items) + ")"
+    return "nn.Sequential(\n" + "".join(f"    {_indent(i, '    ')},\n" for i in items) + ")"
+
+
+def _call(name: str, args: list[str]) -> str:
+    one = f"{name}({', '.join(args)})"
+    if len(one) <= 90:
+        return one
+    return f"{name}(\n" + "".join(f"    {a},\n" for a in args) + ")"
+
+
+def _height(node: ir.Node) -> int:
+    return 1 + max((_height(c) for c in node.children), default=0)
+
+
+class Generator:
+    def __init__(self, net: ir.Network, definitions: dict[str, ir.Definition], sha: str):
+        self.net = net
+        self.sha = sha
+        self.cg = _Codegen(net.file, definitions)
+
+    def constructor(self, node: ir.Node) -> str:
+        if node.kind == "layer":
+            return MODULES[node.op](node)
+        if id(node) in self.cg.calls:
+            return self.cg.calls[id(node)]
+        return _sequential([self.constructor(c) for c in _segment_children(node)])
+
+    def run(self) -> str:
+        """Classes bottom-up: a class's body needs its children's constructor calls."""
+        levels: dict[int, list[ir.Node]] = {}
+        self._collect(self.net.root, levels, is_root=True)
+        for height in sorted(levels):
+            groups: dict[str, list[ir.Node]] = {}
+            for node in levels[height]:
+                groups.setdefault(self._base_name(node), []).append(node)
+            for base, nodes in groups.items():
+                self._define(base, nodes)
+        return self._render()
+
+    def _collect(self, node: ir.Node, levels: dict[int, list[ir.Node]], is_root: bool = False) -> None:
+        for c in node.children:
+            self._collect(c, levels)
+        if _needs_class(node, is_root) and (is_root or node.segment is not None):
+            levels.setdefault(_height(node), []).append(node)
+
+    def _base_name(self, node: ir.Node) -> str:
+        if node is self.net.root:
+            return camel(self.net.name)
+        return camel(node.op if node.kind == "block" else node.label or node.kind)
+
+    def _define(self, base: str, nodes: list[ir.Node]) -> None:
+        variants = [Variant(node, self._body(node), self._block_args(node)) for node in nodes]
+        for shared in parametrize(variants):
+            name = self.cg.class_name(base)
+            first = shared.variants[0].node
+            kind = "nn.Sequential" if _is_chain(first) else "nn.Module"
+            self.cg.classes.append(_Class(name, kind, self._doc(first, shared.params), shared.params, shared.body))
+            for v, call_args in zip(shared.variants, shared.call_args):
+                self.cg.calls[id(v.node)] = _call(name, call_args)
+
+    def _block_args(self, node: ir.Node) -> dict:
+        args = dict(node.args) if node.kind == "block" else {}
+        if node.in_shape:
+            args.setdefault("in_channels", node.in_shape[0])
+        return args
+
+    def _doc(self, node: ir.Node, params) -> str:
+        if node is self.net.root:
+            return f"The `{self.net.name}` network of {self.net.file}."
+        if node.kind == "block":
+            d = self.cg.definitions.get(node.op)
+            where = f" of {d.span.file}:{d.span.line}" if d is not None else ""
+            shapes = "" if params else f": {show_shape(['N', *node.in_shape])} -> {show_shape(['N', *node.out_shape])}"
+            return f"The `{node.op}` block{where}{shapes}."
+        return f"`{node.label}`, an {node.kind} of {self.net.file}:{node.span.line}."
+
+    def _body(self, node: ir.Node) -> list[str]:
+        if _is_chain(node):
+            items = [self.constructor(c) for c in _segment_children(node)]
+            return ["def __init__(self) -> None:", "    super().__init__(",
+                    *[f"        {_indent(i, '        ')}," for i in items], "    )"]
+        init = ["def __init__(self) -> None:", "    super().__init__()"]
+        for c in _segment_children(node):
+            if _stateless_call(c):
+                continue
+            make = _indent(self.constructor(c), "    ")
+            if c.segment.isidentifier():
+                init.append(f"    self.{c.segment} = {make}")
+            else:
+                init.append(f'    self.add_module("{c.segment}", {make})')
+        fwd = _Forward()
+        out = fwd.chain(node.children, "x")
+        return init + ["", "def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                       *[f"    {line}" for line in fwd.lines], f"    return {out}"]
+
+    def _render(self) -> str:
+        root = self.cg.classes[-1].name
+        uses_torch = any("torch." in line for cls in self.cg.classes for line in cls.body)
+        lines = _header(self.net, root, self.sha, uses_torch)
+        for cls in self.cg.classes:
+            lines += ["", "", f"class {cls.name}({cls.base}):", f'    """{cls.doc}"""', ""]
+            for entry in cls.body:
+                lines += [f"    {line}" if line else "" for line in entry.split("\n")]
+        return "\n".join(lines) + "\n"
+
+
+class _Forward:
+    """Writes a forward pass: one statement a line, a variable per live branch."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.used = {"x"}
+
+    def fresh(self, base: str) -> str:
+        name, i = base, 2
+        while name in self.used:
+            name, i = f"{base}{i}", i + 1
+        self.used.add(name)
+        return name
+
+    def expr(self, node: ir.Node, x: str) -> str | None:
+        """A node as one expression of `x`, when it is one call (or nothing)."""
+        if node.segment is not None:
+            return CALLS[node.op](node, x) if _stateless_call(node) else f"{_attr(node.segment)}({x})"
+        if node.kind == "seq" and len(node.children) <= 1:
+            return self.expr(node.children[0], x) if node.children else x
+        return None
+
+    def chain(self, children: tuple[ir.Node, ...], x: str, into: str | None = None) -> str:
+        """Run children one after the other from `x`; the result lives in `into` (default `x`)."""
+        var = into or x
+        for c in children:
+            e = self.expr(c, x)
+            if e is None:
+                e = self.combine(c, x) if c.kind in ("add", "concat") else self.chain(c.children, x, var)
+            if e != var:
+                self.lines.append(f"{var} = {e}")
+            x = var
+        return x
+
+    def combine(self, node: ir.Node, x: str) -> str:
+        """An anonymous add or concat: each branch from `x`, then their sum or concatenation."""
+        parts = []
+        for i, b in enumerate(node.children):
+            e = self.expr(b, x)
+            if e is None:
+                base = "out" if node.kind == "add" and i == 0 else "branch"
+                e = self.chain((b,) if b.kind in ("add", "concat") else b.children, x, self.fresh(base))
+            parts.append(e)
+        return " + ".join(parts) if node.kind == "add" else f"torch.cat([{', '.join(parts)}], dim=1)"
+
+
+def generate(net: ir.Network, sources: dict[str, str], definitions: dict[str, ir.Definition] | None = None) -> str:
+    """The Python source of the network's nn.Module, deterministic for a spec and its overrides."""
+    return Generator(net, definitions or {}, spec_hash(sources)).run()
+
+
+def spec_hash(sources: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(sources):
+        h.update(path.encode() + b"\0" + sources[path].encode() + b"\0")
+    return h.hexdigest()
+
+
+def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool) -> list[str]:
+    overrides = ", ".join(f"{k}={v}" for k, v in net.overrides.items()) or "none"
+    return [
+        f'"""The `{net.name}` network, generated by archspec {__version__} from {net.file}.',
+        "",
+        f"spec sha256: {sha}",
+        f"overrides: {overrides}",
+        f"input: {show_shape(['N', *net.input_shape])} -> output: {show_shape(['N', *net.root.out_shape])}",
+        f"parameters: {net.root.params:,}",
+        "",
+        "Edit the spec, not this file: `archspec compile` writes it again.",
+        '"""',
+        "",
+        *(["import torch"] if uses_torch else []),
+        "from torch import nn",
+        "",
+        f'__all__ = ["{root_class}"]',
+        f'MODEL = "{root_class}"',
+    ]
+
+
+__all__ = ["generate", "spec_hash", "camel"]
