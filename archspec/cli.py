@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable
 
@@ -78,12 +79,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=_positive, default=1, help="how deep to show nested blocks (default 1)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
-    for extra in _EXTRA_PARSERS:
-        extra(sub)
+    p = sub.add_parser("compile", help="compile a spec to a torch module's source, TorchScript, torch.export "
+                       "and ONNX, and verify that they compute the same thing")
+    p.add_argument("file", metavar="FILE")
+    _spec_options(p)
+    p.add_argument("-f", "--formats", type=_formats, default="python,torchscript,pt2,onnx",
+                   metavar="python,torchscript,pt2,onnx", help="what to write (default: all four)")
+    p.add_argument("-o", "--out", metavar="DIR", help="the output folder (default build/NAME/)")
+    p.add_argument("--weights", metavar="CKPT", help="a trained state_dict (.pth) or .safetensors to load first")
+    p.add_argument("--opset", type=_positive, default=18, help="the ONNX opset (default 18)")
+    p.add_argument("--batch", type=_batch, default=None, metavar="dynamic|N",
+                   help="a fixed batch size for the exports (default: a dynamic batch axis)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the initial weights (default 0)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip running every artifact against the torch module")
+
+    p = sub.add_parser("port-weights", help="map a checkpoint's weights onto a spec's module, in execution "
+                       "order, checking every shape; write them as safetensors")
+    p.add_argument("file", metavar="SPEC")
+    _spec_options(p)
+    p.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT",
+                   help="a state_dict file (.pth, read with weights_only=True) or .safetensors")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.safetensors")
     return top
 
 
-_EXTRA_PARSERS: list[Callable[[Any], None]] = []  # later stages (compile, ...) register here
+def _formats(text: str) -> tuple[str, ...]:
+    from .compile import FORMATS
+
+    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown format {', '.join(unknown) or text!r}; choose from "
+                                         + ", ".join(FORMATS))
+    return chosen
+
+
+def _batch(text: str) -> int | None:
+    return None if text == "dynamic" else _positive(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +239,55 @@ def cmd_summary(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(as_text(spec.network, args.depth))
     return EXIT_OK
+
+
+@command
+def cmd_compile(args: argparse.Namespace) -> int:
+    spec, code = load_spec(args)
+    if spec is None:
+        return code
+    from .compile import Options, compile_spec
+
+    opts = Options(formats=args.formats, out_dir=args.out, weights=args.weights, opset=args.opset,
+                   batch=args.batch, seed=args.seed, verify=args.verify)
+    try:
+        result = compile_spec(spec, opts)
+    except ArchError as exc:
+        report(exc.diagnostics, spec.sources)
+        return exc.exit_code
+    for name in result.files:
+        path = os.path.join(result.out_dir, name)
+        print(f"wrote {path} ({_size(os.path.getsize(path))})")
+    if result.checks:
+        worst = max(c.max_abs for c in result.checks)
+        arts = ", ".join(dict.fromkeys(c.artifact for c in result.checks))
+        batches = " and ".join(str(b) for b in dict.fromkeys(c.batch for c in result.checks))
+        print(f"verified: {arts} equal the torch module at batch {batches} (max abs difference {worst:.2g}; "
+              "tolerance rtol 1e-4, atol 1e-5)")
+    return EXIT_OK
+
+
+@command
+def cmd_port_weights(args: argparse.Namespace) -> int:
+    spec, code = load_spec(args)
+    if spec is None:
+        return code
+    try:
+        from .export.weights import save_ported
+
+        n = save_ported(spec, args.source, args.out)
+    except ArchError as exc:
+        report(exc.diagnostics, spec.sources)
+        return exc.exit_code
+    print(f"wrote {args.out}: {n} tensors mapped onto {spec.name} in execution order, every shape checked")
+    return EXIT_OK
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def run() -> None:

@@ -1,0 +1,167 @@
+"""`archspec compile`: a checked spec -> its artifacts in one folder, verified, written atomically.
+
+Every artifact is written into a fresh folder beside DIR and moved into DIR only when all of
+them exist and agree with the torch module; a failed compile leaves DIR as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .api import Spec
+from .codegen import source_of, spec_hash
+from .errors import ArchError, Span, error, io_error
+
+FORMATS = ("python", "torchscript", "pt2", "onnx")
+SUFFIX = {"python": ".py", "torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx"}
+
+
+@dataclass
+class Options:
+    formats: tuple[str, ...] = FORMATS
+    out_dir: str | None = None
+    weights: str | None = None
+    opset: int = 18
+    batch: int | None = None  # None: a dynamic batch axis
+    seed: int = 0
+    verify: bool = True
+
+
+@dataclass
+class Result:
+    out_dir: str
+    files: list[str] = field(default_factory=list)
+    checks: list = field(default_factory=list)
+
+
+def prepare_out_dir(spec: Spec, out_dir: str | None) -> Path:
+    target = Path(out_dir or os.path.join("build", spec.name))
+    if target.exists() and not target.is_dir():
+        raise io_error("E604", f"the output path `{target}` is a file, not a folder", Span(str(target)))
+    return target
+
+
+def compile_spec(spec: Spec, opts: Options) -> Result:
+    target = prepare_out_dir(spec, opts.out_dir)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as exc:
+        raise io_error("E001", f"cannot write to `{parent}`: {exc.strerror or exc}", Span(str(target))) from None
+    try:
+        result = _build(spec, opts, staging)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in result.files:
+            os.replace(staging / name, target / name)
+        result.out_dir = str(target)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(spec: Spec, opts: Options, staging: Path) -> Result:
+    result = Result(str(staging))
+    name = spec.name
+    source = source_of(spec)
+    if "python" in opts.formats:
+        (staging / f"{name}.py").write_text(source)
+        result.files.append(f"{name}.py")
+    rest = [f for f in opts.formats if f != "python"]
+    if not rest and not opts.weights:
+        return result
+    module, metadata = _module(spec, opts)
+    runners = {}
+    program = None
+    if "torchscript" in rest:
+        from .export.torchscript import export_torchscript, load_torchscript
+
+        path = staging / f"{name}.pt"
+        export_torchscript(module, str(path))
+        result.files.append(path.name)
+        runners["torchscript"] = _torch_runner(lambda p=str(path): load_torchscript(p))
+    if "pt2" in rest or "onnx" in rest:
+        from .export.pt2 import export_program, load_program, save_program
+
+        program = _exporting(lambda: export_program(module, spec.network.input_shape, opts.batch))
+        if "pt2" in rest:
+            path = staging / f"{name}.pt2"
+            save_program(program, str(path))
+            result.files.append(path.name)
+            runners["pt2"] = _torch_runner(lambda p=str(path): load_program(p))
+    onnx_path = None
+    if "onnx" in rest:
+        from .export.onnx import check_onnx, export_onnx, save_onnx
+
+        model = export_onnx(program, str(staging / f"{name}.onnx"), spec.network, opts.opset, metadata)
+        onnx_path = str(staging / f"{name}.onnx")
+        save_onnx(model, onnx_path)
+        check_onnx(onnx_path, spec.network)
+        result.files += [f for f in sorted(os.listdir(staging)) if f.startswith(f"{name}.onnx")]
+        runners["onnx"] = _ort_runner(onnx_path)
+    if opts.verify and runners:
+        from .export.verify import verify
+
+        batches = (opts.batch,) if opts.batch else (1, 3)
+        result.checks = verify(module, spec.network, runners, batches, onnx_path)
+    return result
+
+
+def _module(spec: Spec, opts: Options):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise io_error("E609", "compiling to torch formats needs torch: pip install 'archspec[torch,onnx]'") \
+            from None
+    from .codegen import build_module
+
+    module = build_module(spec, seed=opts.seed).eval()
+    metadata = {"archspec.spec_sha256": spec_hash(spec.sources.texts), "archspec.seed": str(opts.seed)}
+    if opts.weights:
+        from .export.weights import check_metadata, fit, read_checkpoint
+
+        state, meta = read_checkpoint(opts.weights)
+        check_metadata(meta, spec.network.input_shape, opts.weights)
+        fit(module, state, opts.weights)
+        metadata.update({k: v for k, v in meta.items() if k.startswith("archspec.") and k not in metadata})
+        metadata["archspec.weights"] = os.path.basename(opts.weights)
+    return module, metadata
+
+
+def _exporting(fn):
+    try:
+        return fn()
+    except ArchError:
+        raise
+    except Exception as exc:  # torch.export's own failure: report it as ours, with the cause
+        raise error("E608", f"torch.export failed: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _torch_runner(load):
+    import torch
+
+    loaded = []
+
+    def run(x):
+        if not loaded:
+            loaded.append(load())
+        with torch.no_grad():
+            return loaded[0](torch.from_numpy(x)).numpy()
+    return run
+
+
+def _ort_runner(path: str, providers: list[str] | None = None):
+    import onnxruntime as ort
+
+    session = []
+
+    def run(x):
+        if not session:
+            session.append(ort.InferenceSession(path, providers=providers or ["CPUExecutionProvider"]))
+        s = session[0]
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+    return run

@@ -1,0 +1,136 @@
+"""ONNX: one self-contained file, named and annotated so that it maps back to the spec.
+
+The exporter is torch's dynamo-based `torch.onnx.export(..., dynamo=True)`, fed the same
+ExportedProgram that becomes the `.pt2`: it keeps the state_dict names for the weights and,
+with `optimize=False`, the graph as the spec wrote it (batch norm stays a node; onnxruntime
+fuses it when it loads the model). Nodes are renamed `<spec path>/<op>`; exporter metadata
+that carries file paths or stack traces is stripped, so the same spec gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+
+import onnx
+import torch
+
+from .. import __version__, ir
+from ..errors import error
+
+DEFAULT_OPSET = 18  # what the exporter's own op library (onnxscript) targets
+MIN_OPSET = 18
+INPUT, OUTPUT = "input", "logits"
+SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
+    if opset < MIN_OPSET:
+        raise error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
+                            f"(archspec's default is {DEFAULT_OPSET})")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
+                                             output_names=[OUTPUT], optimize=False, verbose=False)
+        except Exception as exc:  # the exporter's own errors: an op without a rule in this opset
+            raise error("E606", f"the ONNX exporter failed at opset {opset}: {str(exc).splitlines()[0][:300]}") \
+                from None
+    model = onnx_program.model_proto
+    got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:
+        raise error("E606", f"asked for opset {opset} but the exporter wrote opset {got}")
+    _tidy(model, net, metadata)
+    return model
+
+
+def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> None:
+    """Names from the spec, no paths or stack traces, and archspec's own metadata."""
+    used: dict[str, int] = {}
+    for node in model.graph.node:
+        props = {p.key: p.value for p in node.metadata_props}
+        path = _path(props.get(SCOPES))
+        base = f"{path}/{node.op_type}" if path else node.op_type
+        used[base] = used.get(base, 0) + 1
+        node.name = base if used[base] == 1 else f"{base}_{used[base]}"
+        node.doc_string = ""
+        del node.metadata_props[:]
+        if path:
+            node.metadata_props.add(key="archspec.path", value=path)
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        del value.metadata_props[:]
+        value.doc_string = ""
+    for init in model.graph.initializer:
+        del init.metadata_props[:]
+    del model.metadata_props[:]
+    model.doc_string = ""
+    model.graph.doc_string = ""
+    model.graph.name = net.name
+    model.producer_name = "archspec"
+    model.producer_version = __version__
+    info = {
+        "archspec.version": __version__,
+        "archspec.network": net.name,
+        "archspec.spec": net.file,
+        "archspec.input": json.dumps(list(net.input_shape)),
+        "archspec.output": json.dumps(list(net.root.out_shape)),
+        "archspec.overrides": json.dumps(net.overrides, sort_keys=True),
+        **metadata,
+    }
+    for k in sorted(info):
+        model.metadata_props.add(key=k, value=info[k])
+
+
+def _path(scopes: str | None) -> str:
+    """The module path of a node from the exporter's name scopes: `['', 'b3', 'b3.0', 'relu_3']`."""
+    if not scopes:
+        return ""
+    try:
+        names = json.loads(scopes.replace("'", '"'))
+    except ValueError:
+        return ""
+    return names[-2] if len(names) >= 2 else ""
+
+
+def save_onnx(model: onnx.ModelProto, path: str) -> None:
+    """One file while under protobuf's 2 GB limit; beside it a `.data` file only past that."""
+    if model.ByteSize() < 2**31 - 2**24:
+        onnx.save_model(model, path)
+    else:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.rsplit("/", 1)[-1] + ".data")
+
+
+def check_onnx(path: str, net: ir.Network) -> None:
+    """onnx's full checker, and its shape inference against archspec's shapes, layer by layer."""
+    try:
+        onnx.checker.check_model(path, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise error("E608", f"the ONNX checker refused the export: {str(exc).splitlines()[0]}") from None
+    model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
+    shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output)}
+    expected = {n.path: n.out_shape for n in _layers(net.root)}
+    last: dict[str, str] = {}
+    for node in model.graph.node:
+        path = next((p.value for p in node.metadata_props if p.key == "archspec.path"), "")
+        if path in expected and node.output:
+            last[path] = node.output[0]
+    for path, out in last.items():
+        got = shapes.get(out)
+        if got is not None and [d for d in got[1:]] != list(expected[path]):
+            raise error("E608", f"ONNX shape inference gives {got} at `{path}`, archspec infers "
+                                f"{['batch', *expected[path]]}")
+    final = shapes.get(OUTPUT)
+    if final is None or list(final[1:]) != list(net.root.out_shape):
+        raise error("E608", f"ONNX shape inference gives output {final}, archspec infers "
+                            f"{['batch', *net.root.out_shape]}")
+
+
+def _layers(node: ir.Node):
+    for c in node.children:
+        if c.kind == "layer":
+            yield c
+        yield from _layers(c)

@@ -1,0 +1,106 @@
+"""Verification: every artifact computes what the torch module computes, on the same input.
+
+Eval mode, batch 1 and a larger batch, fp32 tolerances stated per output. A mismatch names
+the first layer, in execution order, whose output parts from the module's, found by
+comparing intermediate outputs (module hooks against extra ONNX graph outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import ir
+from ..errors import error
+from .pt2 import example_input
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@dataclass
+class Check:
+    artifact: str
+    batch: int
+    max_abs: float
+    ok: bool
+
+
+def close(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+
+
+def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable[[np.ndarray], np.ndarray]],
+           batches: tuple[int, ...], onnx_path: str | None = None, providers: list[str] | None = None,
+           rtol: float = RTOL, atol: float = ATOL) -> list[Check]:
+    """Run every artifact; raise E607 at the first that disagrees with the module."""
+    module.eval()
+    checks = []
+    for batch in batches:
+        x = example_input(net.input_shape, batch, seed=1234 + batch).numpy()
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        for name, run in runners.items():
+            got = run(x)
+            diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+            ok = close(got, want, rtol, atol)
+            checks.append(Check(name, batch, diff, ok))
+            if not ok:
+                where = ""
+                if name == "onnx" and onnx_path:
+                    layer = first_divergence(module, net, onnx_path, x, providers, rtol, atol)
+                    if layer is not None:
+                        where = f"; the first layer whose output differs is `{layer.path}` ({layer.op} at " \
+                                f"{layer.span.file}:{layer.span.line})"
+                raise error("E607", f"{name} output differs from the torch module at batch {batch}: max abs "
+                                    f"difference {diff:.3g} (tolerance rtol {rtol:g}, atol {atol:g}){where}")
+    return checks
+
+
+def _layers(node: ir.Node):
+    for c in node.children:
+        if c.kind == "layer":
+            yield c
+        yield from _layers(c)
+
+
+def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x: np.ndarray,
+                     providers: list[str] | None, rtol: float, atol: float) -> ir.Node | None:
+    """The first spec layer, in execution order, whose ONNX output differs from the module's."""
+    import onnx
+    import onnxruntime as ort
+
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+    for name, sub in module.named_modules():
+        if name:
+            hooks.append(sub.register_forward_hook(
+                lambda m, a, out, name=name: captured.setdefault(name, out.detach().numpy().copy())))
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    finally:
+        for h in hooks:
+            h.remove()
+    model = onnx.load(onnx_path)
+    last: dict[str, str] = {}
+    for node in model.graph.node:
+        path = next((p.value for p in node.metadata_props if p.key == "archspec.path"), "")
+        if path and node.output:
+            last[path] = node.output[0]
+    layers = [n for n in _layers(net.root) if n.path in last and n.path in captured]
+    existing = {o.name for o in model.graph.output}
+    for n in layers:
+        if last[n.path] not in existing:
+            model.graph.output.add(name=last[n.path])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=providers or ["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    values = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+    for n in layers:
+        if not close(values[last[n.path]], captured[n.path], rtol, atol):
+            return n
+    return None

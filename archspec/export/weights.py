@@ -1,0 +1,185 @@
+"""Checkpoints: read a state_dict or safetensors file safely, fit it to a spec's module, port weights.
+
+A checkpoint is read with `weights_only=True`: a pickle that would run code is refused. One
+that does not fit gets one error naming the missing, unexpected or mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ArchError, Diagnostic, Span, error, io_error
+
+SHOWN = 5  # keys listed per kind of problem
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state_dict, metadata) from a torch `.pth`/`.pt` state_dict or a `.safetensors` file."""
+    p = Path(path)
+    if p.is_dir():
+        raise io_error("E006", f"`{path}` is a directory, not a checkpoint", Span(path))
+    if not p.exists():
+        raise io_error("E001", "no such checkpoint file", Span(path))
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if _looks_like_safetensors(head):
+        return _read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise error("E603", "refusing to load this checkpoint: it holds Python objects beyond tensors, "
+                                "which could run code (read with weights_only=True)", Span(path),
+                        "save the weights with torch.save(model.state_dict(), path) or as safetensors") from None
+        raise error("E602", "not a checkpoint: neither a torch state_dict nor a safetensors file", Span(path)) from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, IndexError, KeyError,
+            TypeError, UnicodeDecodeError) as exc:
+        raise error("E602", f"not a checkpoint: neither a torch state_dict nor a safetensors file "
+                            f"({type(exc).__name__})", Span(path)) from None
+    return _state_dict_of(obj, path), {}
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    return len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _read_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(meta)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise error("E602", f"not a readable safetensors file: {exc}", Span(path)) from None
+
+
+def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: a state_dict, or one under `state_dict`/`model` (Lightning and co.)."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise error("E602", "not a state_dict: expected a mapping of names to tensors", Span(path))
+    for prefix in ("module.", "model.", "net."):
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def fit(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load a state_dict strictly, or raise E601 naming what is missing, unexpected or mis-shaped."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [f"{k} (checkpoint {list(state[k].shape)}, network {list(own[k].shape)})"
+                 for k in own if k in state and state[k].shape != own[k].shape]
+    notes = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+            notes.append(f"{what} ({len(keys)}): " + ", ".join(keys[:SHOWN]) + more)
+    if notes:
+        raise ArchError(Diagnostic("E601", "the checkpoint does not fit this network", Span(where), tuple(notes)))
+    with torch.no_grad():
+        module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def check_metadata(meta: dict[str, str], input_shape: tuple[int, ...], where: str) -> None:
+    """Refuse a checkpoint that archspec trained for another input size."""
+    trained = meta.get("archspec.input")
+    if trained and trained != ",".join(map(str, input_shape)):
+        raise error("E601", f"the checkpoint was trained for input {trained.replace(',', 'x')}, not "
+                            f"{'x'.join(map(str, input_shape))}", Span(where),
+                    "pass the same --input (or --set) the network was trained with")
+
+
+def _stateful_in_order(module: torch.nn.Module, example: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """(key, tensor) of every parameter and buffer, module by module in execution order."""
+    order: list[str] = []
+    names = {m: n for n, m in module.named_modules()}
+    hooks = [m.register_forward_pre_hook(lambda m, a: order.append(names[m]) if names[m] not in order else None)
+             for m in module.modules() if any(True for _ in m.parameters(recurse=False))
+             or any(True for _ in m.buffers(recurse=False))]
+    try:
+        was = module.training
+        module.eval()
+        with torch.no_grad():
+            module(example)
+        module.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = []
+    for name in order:
+        sub = module.get_submodule(name)
+        prefix = f"{name}." if name else ""
+        out += [(prefix + k, v) for k, v in sub.state_dict(keep_vars=False).items() if "." not in k]
+    return out
+
+
+def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, torch.Tensor] | str,
+                 example: torch.Tensor, where: str = "<source>") -> dict[str, torch.Tensor]:
+    """Map a source's parameters and buffers onto `target` in execution order, checking every shape.
+
+    `source` is a torch module, a state_dict, or the path of a checkpoint file. Returns the
+    target's new state_dict (also loaded into `target`); raises E601 at the first mismatch.
+    """
+    if isinstance(source, str):
+        where = source
+        source, _ = read_checkpoint(source)
+    ours = _stateful_in_order(target, example)
+    if isinstance(source, torch.nn.Module):
+        theirs = _stateful_in_order(source, example)
+    else:
+        own_keys = set(k for k, _ in ours)
+        if set(source) == own_keys:  # same names: no mapping needed
+            theirs = [(k, source[k]) for k, _ in ours]
+        else:
+            theirs = list(source.items())
+    if len(theirs) != len(ours):
+        raise error("E601", f"cannot port: the source has {len(theirs)} parameter and buffer tensors, the "
+                            f"network {len(ours)}", Span(where))
+    mapped = {}
+    for (k, v), (sk, sv) in zip(ours, theirs):
+        if v.shape != sv.shape:
+            raise error("E601", f"cannot port: `{sk}` {list(sv.shape)} does not fit `{k}` {list(v.shape)}",
+                        Span(where), "the tensors are matched in execution order")
+        mapped[k] = sv.detach().clone()
+    fit(target, mapped, where)
+    return target.state_dict()
+
+
+def save_ported(spec, source: str, out: str) -> int:
+    """`archspec port-weights`: a checkpoint mapped onto the spec's module, written as safetensors."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from ..codegen import build_module, spec_hash
+    from .pt2 import example_input
+
+    out_path = Path(out)
+    if out_path.is_dir():
+        raise io_error("E604", f"the output path `{out}` is a folder, not a file", Span(out))
+    module = build_module(spec)
+    state = port_weights(module, source, example_input(spec.network.input_shape, 2))
+    meta = {"archspec.network": spec.name, "archspec.spec_sha256": spec_hash(spec.sources.texts),
+            "archspec.input": ",".join(map(str, spec.network.input_shape))}
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    parent = out_path.parent if str(out_path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=parent)
+        os.close(fd)
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise io_error("E001", f"cannot write `{out}`: {exc.strerror or exc}", Span(out)) from None
+    return len(tensors)
