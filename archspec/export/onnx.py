@@ -18,7 +18,7 @@ import onnx
 import torch
 
 from .. import __version__, ir
-from ..errors import error
+from ..errors import error, io_error
 
 DEFAULT_OPSET = 18  # what the exporter's own op library (onnxscript) targets
 MIN_OPSET = 18
@@ -28,7 +28,7 @@ SCOPES = "pkg.torch.onnx.name_scopes"
 
 def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
     if opset < MIN_OPSET:
-        raise error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
+        raise io_error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
                             f"(archspec's default is {DEFAULT_OPSET})")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -36,12 +36,12 @@ def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[
             onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
                                              output_names=[OUTPUT], optimize=False, verbose=False)
         except Exception as exc:  # the exporter's own errors: an op without a rule in this opset
-            raise error("E606", f"the ONNX exporter failed at opset {opset}: {str(exc).splitlines()[0][:300]}") \
+            raise io_error("E606", f"the ONNX exporter failed at opset {opset}: {str(exc).splitlines()[0][:300]}") \
                 from None
     model = onnx_program.model_proto
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
-        raise error("E606", f"asked for opset {opset} but the exporter wrote opset {got}")
+        raise io_error("E606", f"asked for opset {opset} but the exporter wrote opset {got}")
     _tidy(model, net, metadata)
     return model
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import ir
-from ..errors import error
+from ..errors import Span, error
 from .pt2 import example_input
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -55,7 +55,8 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
                         where = f"; the first layer whose output differs is `{layer.path}` ({layer.op} at " \
                                 f"{layer.span.file}:{layer.span.line})"
                 raise error("E607", f"{name} output differs from the torch module at batch {batch}: max abs "
-                                    f"difference {diff:.3g} (tolerance rtol {rtol:g}, atol {atol:g}){where}")
+                                    f"difference {diff:.3g} (tolerance rtol {rtol:g}, atol {atol:g}){where}",
+                            Span(net.file))
     return checks
 
 
@@ -73,11 +74,13 @@ def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x
     import onnxruntime as ort
 
     captured: dict[str, np.ndarray] = {}
-    hooks = []
-    for name, sub in module.named_modules():
-        if name:
-            hooks.append(sub.register_forward_hook(
-                lambda m, a, out, name=name: captured.setdefault(name, out.detach().numpy().copy())))
+
+    def keep(name: str):
+        def hook(m, args, out) -> None:  # returns None: a hook's return value would replace the output
+            captured.setdefault(name, out.detach().numpy().copy())
+        return hook
+
+    hooks = [sub.register_forward_hook(keep(name)) for name, sub in module.named_modules() if name]
     try:
         with torch.no_grad():
             module(torch.from_numpy(x))
