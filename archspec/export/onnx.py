@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 
 import onnx
@@ -29,9 +30,11 @@ SCOPES = "pkg.torch.onnx.name_scopes"
 def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
     if opset < MIN_OPSET:
         raise io_error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
-                            f"(archspec's default is {DEFAULT_OPSET})")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+                               f"(archspec's default is {DEFAULT_OPSET})")
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise io_error("E606", f"opset {opset} is newer than this onnx {onnx.__version__} knows (at most {newest})")
+    with _quiet_exporter():
         try:
             onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
                                              output_names=[OUTPUT], optimize=False, verbose=False)
@@ -44,6 +47,22 @@ def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[
         raise io_error("E606", f"asked for opset {opset} but the exporter wrote opset {got}")
     _tidy(model, net, metadata)
     return model
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter reports progress on stdout and its fallbacks through logging; keep both quiet."""
+    loggers = [logging.getLogger(n) for n in ("onnxscript", "torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> None:
