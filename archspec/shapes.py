@@ -41,14 +41,14 @@ def _rank(x: Shape, layer: str, ranks: tuple[int, ...], what: str) -> None:
 def _window(layer: str, axis: str, size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     """PyTorch's output-size formula for a sliding window, with its ceil_mode correction."""
     span = d * (k - 1) + 1
-    if size + 2 * p < span:
-        kernel = f"kernel {k}" if d == 1 else f"dilated kernel {span} (= {d}*({k}-1)+1)"
-        raise ShapeProblem("E401", f"{layer}: output {axis} would be zero or less: {kernel} > input {size} + "
-                                   f"2*padding {p}")
     n = size + 2 * p - span
     out = (-(-n // s) if ceil else n // s) + 1
     if ceil and (out - 1) * s >= size + p:
         out -= 1
+    if out < 1:  # with ceil_mode a window may overhang the padded input and still give one output
+        kernel = f"kernel {k}" if d == 1 else f"dilated kernel {span} (= {d}*({k}-1)+1)"
+        raise ShapeProblem("E401", f"{layer}: output {axis} would be zero or less: {kernel} > input {size} + "
+                                   f"2*padding {p}")
     return out
 
 
@@ -78,9 +78,9 @@ def _pool_padding(layer: str, a: dict, kernel_extent) -> None:
 
 def shape_maxpool2d(a: dict, x: Shape) -> Out:
     _rank(x, "maxpool2d", (3,), "a (channels, height, width) input")
-    d = a["dilation"]
-    _pool_padding("maxpool2d", a, [di * (k - 1) + 1 for di, k in zip(d, a["kernel"])])
-    return Out((x[0],) + _spatial("maxpool2d", x, a["kernel"], a["stride"], a["padding"], d, a["ceil_mode"]))
+    _pool_padding("maxpool2d", a, a["kernel"])  # PyTorch bounds padding by the kernel, not its dilated span
+    return Out((x[0],) + _spatial("maxpool2d", x, a["kernel"], a["stride"], a["padding"], a["dilation"],
+                                  a["ceil_mode"]))
 
 
 def shape_avgpool2d(a: dict, x: Shape) -> Out:

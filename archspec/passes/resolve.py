@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import ir
-from ..errors import ArchError, Diagnostic, did_you_mean
+from ..errors import ArchError, Diagnostic, did_you_mean, io_error
 from ..evaluate import BUILTINS, names_in
 from ..layers import LAYERS, REQUIRED
 from ..loader import Program
@@ -22,7 +22,10 @@ def resolve(program: Program) -> Program:
     problems: list[Diagnostic] = []
     for d in program.definitions.values():
         problems += _check_definition(d, program)
-    problems += _check_recursion(program)
+    try:
+        problems += _check_recursion(program)
+    except RecursionError:  # a chain of calls through thousands of distinct blocks
+        raise io_error("E005", "blocks call each other too deeply to analyse", program.span) from None
     if problems:
         raise ArchError(problems)
     return program
@@ -153,6 +156,14 @@ def _check_call(c: ir.Call, program: Program) -> list[Diagnostic]:
     names = [n for n, _ in sig]
     args = c.args or ()
     positional = [a for a in args if a.name is None]
+    seen_keyword = False
+    for a in args:
+        if a.name is not None:
+            seen_keyword = True
+        elif seen_keyword:
+            out.append(Diagnostic("E215", "a positional argument cannot follow a keyword argument", a.span,
+                                  ("write the arguments by position first, then by name",)))
+            return out
     if len(positional) > len(sig):
         out.append(Diagnostic("E204", f"`{c.name}` takes at most {len(sig)} argument{'s' * (len(sig) != 1)}, "
                                       f"got {len(positional)}", positional[len(sig)].span))
