@@ -94,6 +94,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running every artifact against the torch module")
 
+    p = sub.add_parser("bench", help="time the compiled network on every backend (torch, torch.compile, "
+                       "TorchScript, onnxruntime), each in a process of its own")
+    p.add_argument("file", metavar="FILE")
+    _spec_options(p)
+    p.add_argument("--batch", type=_positive_list, default=[1, 8], metavar="1,8,64")
+    p.add_argument("--backends", type=_backends, default=["torch", "torchscript", "onnxruntime"],
+                   metavar="torch,torch-compile,torchscript,onnxruntime")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--ort-providers", type=_providers, default=None, metavar="tensorrt,cuda,cpu",
+                   help="onnxruntime's providers, in order (default: cuda on --device cuda, else cpu)")
+    p.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--channels-last", action="store_true", help="torch backends in channels-last memory format")
+    p.add_argument("--warmup", type=_non_negative, default=5)
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--iters", type=_positive, default=None, help="timed iterations per batch (default 30)")
+    how.add_argument("--seconds", type=float, default=None, help="time each batch for this long instead")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch and onnxruntime")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
+
     p = sub.add_parser("port-weights", help="map a checkpoint's weights onto a spec's module, in execution "
                        "order, checking every shape; write them as safetensors")
     p.add_argument("file", metavar="SPEC")
@@ -113,6 +133,29 @@ def _formats(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown format {', '.join(unknown) or text!r}; choose from "
                                          + ", ".join(FORMATS))
     return chosen
+
+
+def _positive_list(text: str) -> list[int]:
+    return [_positive(x) for x in text.split(",") if x.strip()] or [_positive(text)]
+
+
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
+
+
+def _choices(allowed: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        chosen = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+        bad = [x for x in chosen if x not in allowed]
+        if bad or not chosen:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or text!r}; choose from "
+                                             + ", ".join(allowed))
+        return chosen
+    return parse
+
+
+_backends = _choices(("torch", "torch-compile", "torchscript", "onnxruntime"), "backend")
+_providers = _choices(("tensorrt", "cuda", "cpu"), "provider")
 
 
 def _batch(text: str) -> int | None:
@@ -265,6 +308,46 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"verified: {arts} equal the torch module at batch {batches} (max abs difference {worst:.2g}; "
               "tolerance rtol 1e-4, atol 1e-5)")
     return EXIT_OK
+
+
+@command
+def cmd_bench(args: argparse.Namespace) -> int:
+    spec, code = load_spec(args)
+    if spec is None:
+        return code
+    from .bench import BenchOptions, as_table, bench_spec
+
+    opts = BenchOptions(batches=args.batch, backends=args.backends, device=args.device, providers=args.ort_providers,
+                        dtype=args.dtype, warmup=args.warmup, iters=args.iters or (None if args.seconds else 30),
+                        seconds=args.seconds, threads=args.threads, channels_last=args.channels_last)
+    try:
+        report = bench_spec(spec, opts, progress=_progress)
+    except ArchError as exc:
+        report_ = exc.diagnostics
+        report(report_, spec.sources)
+        return exc.exit_code
+    text = json.dumps(report, indent=2)
+    if args.output:
+        _write_atomic(args.output, text + "\n")
+    print(text if args.format == "json" else as_table(report), end="" if args.format != "json" else "\n")
+    return EXIT_OK
+
+
+def _progress(done: int, total: int, what: str) -> None:
+    width = 24
+    bar = "#" * (width * done // total) + "-" * (width - width * done // total)
+    end = "\n" if done == total or not sys.stderr.isatty() else ""
+    print(f"\r[{bar}] {done}/{total} {what}".ljust(78), end=end, file=sys.stderr, flush=True)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".archspec-", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 @command

@@ -29,6 +29,8 @@ class Options:
     batch: int | None = None  # None: a dynamic batch axis
     seed: int = 0
     verify: bool = True
+    device: str = "cpu"  # where the exports are made and verified
+    dtype: str = "fp32"  # fp16: half precision, on a CUDA device only
 
 
 @dataclass
@@ -75,6 +77,10 @@ def _build(spec: Spec, opts: Options, staging: Path) -> Result:
     if not rest and not opts.weights:
         return result
     module, metadata = _module(spec, opts)
+    module = module.to(opts.device)
+    if opts.dtype == "fp16":
+        module = module.half()
+        metadata["archspec.dtype"] = "fp16"
     runners = {}
     program = None
     if "torchscript" in rest:
@@ -83,7 +89,7 @@ def _build(spec: Spec, opts: Options, staging: Path) -> Result:
         path = staging / f"{name}.pt"
         export_torchscript(module, str(path))
         result.files.append(path.name)
-        runners["torchscript"] = _torch_runner(lambda p=str(path): load_torchscript(p))
+        runners["torchscript"] = _torch_runner(lambda p=str(path): load_torchscript(p, opts.device), module)
     if "pt2" in rest or "onnx" in rest:
         from .export.pt2 import export_program, load_program, save_program
 
@@ -92,7 +98,7 @@ def _build(spec: Spec, opts: Options, staging: Path) -> Result:
             path = staging / f"{name}.pt2"
             save_program(program, str(path))
             result.files.append(path.name)
-            runners["pt2"] = _torch_runner(lambda p=str(path): load_program(p))
+            runners["pt2"] = _torch_runner(lambda p=str(path): load_program(p), module)
     onnx_path = None
     if "onnx" in rest:
         from .export.onnx import check_onnx, export_onnx, save_onnx
@@ -102,12 +108,13 @@ def _build(spec: Spec, opts: Options, staging: Path) -> Result:
         save_onnx(model, onnx_path)
         check_onnx(onnx_path, spec.network)
         result.files += [f for f in sorted(os.listdir(staging)) if f.startswith(f"{name}.onnx")]
-        runners["onnx"] = _ort_runner(onnx_path)
+        runners["onnx"] = _ort_runner(onnx_path, _providers(opts.device), opts.dtype)
     if opts.verify and runners:
         from .export.verify import verify
 
         batches = (opts.batch,) if opts.batch else (1, 3)
-        result.checks = verify(module, spec.network, runners, batches, onnx_path)
+        tol = {"rtol": 1e-2, "atol": 1e-2} if opts.dtype == "fp16" else {}  # half precision: wider, stated
+        result.checks = verify(module, spec.network, runners, batches, onnx_path, _providers(opts.device), **tol)
     return result
 
 
@@ -141,27 +148,38 @@ def _exporting(fn):
         raise error("E608", f"torch.export failed: {str(exc).splitlines()[0][:300]}") from None
 
 
-def _torch_runner(load):
+def _providers(device: str) -> list[str]:
+    return ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+
+
+def _torch_runner(load, like):
+    """Run a loaded artifact on numpy input, on the reference module's device and dtype."""
     import torch
 
+    param = next(like.parameters(), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
     loaded = []
 
     def run(x):
         if not loaded:
             loaded.append(load())
         with torch.no_grad():
-            return loaded[0](torch.from_numpy(x)).numpy()
+            return loaded[0](torch.from_numpy(x).to(device, dtype)).float().cpu().numpy()
     return run
 
 
-def _ort_runner(path: str, providers: list[str] | None = None):
+def _ort_runner(path: str, providers: list[str] | None = None, dtype: str = "fp32"):
+    import numpy as np
     import onnxruntime as ort
 
     session = []
 
     def run(x):
         if not session:
+            if providers and providers[0] != "CPUExecutionProvider" and hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()
             session.append(ort.InferenceSession(path, providers=providers or ["CPUExecutionProvider"]))
         s = session[0]
-        return s.run(None, {s.get_inputs()[0].name: x})[0]
+        feed = x.astype(np.float16) if dtype == "fp16" else x
+        return s.run(None, {s.get_inputs()[0].name: feed})[0].astype(np.float32)
     return run

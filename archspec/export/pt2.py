@@ -17,7 +17,10 @@ def example_input(input_shape: tuple[int, ...], batch: int, seed: int = 0) -> to
 
 def export_program(module: torch.nn.Module, input_shape: tuple[int, ...], batch: int | None):
     """The ExportedProgram; `batch` None means a dynamic batch axis."""
+    param = next(module.parameters(), None)
     example = example_input(input_shape, batch or 2)
+    if param is not None:  # the example lives where the module does, in its precision
+        example = example.to(param.device, param.dtype)
     dynamic = None if batch else ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
     return torch.export.export(module.eval(), (example,), dynamic_shapes=dynamic, strict=False)
 

@@ -29,9 +29,9 @@ def export_torchscript(module: torch.nn.Module, path: str) -> None:
         ctx.__exit__(None, None, None)
 
 
-def load_torchscript(path: str) -> torch.nn.Module:
+def load_torchscript(path: str, device: str = "cpu") -> torch.nn.Module:
     ctx = quiet()
     try:
-        return torch.jit.load(path, map_location="cpu")
+        return torch.jit.load(path, map_location=device)
     finally:
         ctx.__exit__(None, None, None)

@@ -40,8 +40,12 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
     checks = []
     for batch in batches:
         x = example_input(net.input_shape, batch, seed=1234 + batch).numpy()
+        param = next(module.parameters(), None)
         with torch.no_grad():
-            want = module(torch.from_numpy(x)).numpy()
+            xt = torch.from_numpy(x)
+            if param is not None:
+                xt = xt.to(param.device, param.dtype)
+            want = module(xt).float().cpu().numpy()
         for name, run in runners.items():
             got = run(x)
             diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
@@ -77,13 +81,15 @@ def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x
 
     def keep(name: str):
         def hook(m, args, out) -> None:  # returns None: a hook's return value would replace the output
-            captured.setdefault(name, out.detach().numpy().copy())
+            captured.setdefault(name, out.detach().float().cpu().numpy().copy())
         return hook
 
     hooks = [sub.register_forward_hook(keep(name)) for name, sub in module.named_modules() if name]
+    param = next(module.parameters(), None)
+    xt = torch.from_numpy(x) if param is None else torch.from_numpy(x).to(param.device, param.dtype)
     try:
         with torch.no_grad():
-            module(torch.from_numpy(x))
+            module(xt)
     finally:
         for h in hooks:
             h.remove()
@@ -102,7 +108,8 @@ def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=providers or ["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    values = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+    feed = x.astype(np.float16) if param is not None and param.dtype == torch.float16 else x
+    values = {k: v.astype(np.float32) for k, v in zip(names, session.run(None, {session.get_inputs()[0].name: feed}))}
     for n in layers:
         if not close(values[last[n.path]], captured[n.path], rtol, atol):
             return n
