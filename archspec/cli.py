@@ -13,7 +13,7 @@ import sys
 from typing import Any, Callable
 
 from . import __version__
-from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic, Sources, Span,
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic, Sources, Span,
                      as_json, render, render_github)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug in archspec, not the user's mistake: one line, the trace on request
+        if os.environ.get("ARCHSPEC_TRACEBACK"):
+            raise
+        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+              "  this is a bug in archspec; rerun with ARCHSPEC_TRACEBACK=1 for the traceback and report it",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def report(diags: list[Diagnostic], sources: Sources, fmt: str = "text") -> None:
@@ -321,15 +328,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         dtype=args.dtype, warmup=args.warmup, iters=args.iters or (None if args.seconds else 30),
                         seconds=args.seconds, threads=args.threads, channels_last=args.channels_last)
     try:
-        report = bench_spec(spec, opts, progress=_progress)
+        result = bench_spec(spec, opts, progress=_progress)
     except ArchError as exc:
-        report_ = exc.diagnostics
-        report(report_, spec.sources)
+        report(exc.diagnostics, spec.sources)
         return exc.exit_code
-    text = json.dumps(report, indent=2)
+    text = json.dumps(result, indent=2)
     if args.output:
         _write_atomic(args.output, text + "\n")
-    print(text if args.format == "json" else as_table(report), end="" if args.format != "json" else "\n")
+    print(text if args.format == "json" else as_table(result), end="" if args.format != "json" else "\n")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ EXIT_OK = 0
 EXIT_SPEC = 1  # a problem in the user's spec or data
 EXIT_USAGE = 2  # usage or I/O errors
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3  # a bug in archspec itself
 
 
 @dataclass(frozen=True, order=True)
@@ -42,17 +43,22 @@ class Diagnostic:
     span: Span = NO_SPAN
     notes: tuple[str, ...] = ()
     io: bool = False  # usage or I/O problem (exit 2) rather than a spec problem (exit 1)
+    promoted: bool = False  # a warning made an error by --werror; it keeps its W code
 
     @property
     def severity(self) -> str:
-        return "warning" if self.code.startswith("W") else "error"
+        return "warning" if self.code.startswith("W") and not self.promoted else "error"
 
     def sort_key(self) -> tuple:
         return (self.span.file, self.span.line, self.span.column, self.code)
 
     def as_warning_error(self) -> "Diagnostic":
-        """The same diagnostic promoted to an error (for --werror)."""
-        return Diagnostic("E" + self.code[1:], self.message + " [-Werror]", self.span, self.notes)
+        """The same diagnostic promoted to an error (for --werror), under the same code.
+
+        Keeping the code (`error[W601]`, as compilers print `-Werror=...`) keeps codes stable and
+        unique: an E code made from a W code could clash with a real error's.
+        """
+        return Diagnostic(self.code, self.message + " [-Werror]", self.span, self.notes, promoted=True)
 
 
 class ArchError(Exception):
@@ -73,8 +79,8 @@ def error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> ArchErr
     return ArchError(Diagnostic(code, message, span, tuple(notes)))
 
 
-def io_error(code: str, message: str, span: Span = NO_SPAN) -> ArchError:
-    return ArchError(Diagnostic(code, message, span, io=True))
+def io_error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> ArchError:
+    return ArchError(Diagnostic(code, message, span, tuple(notes), io=True))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -101,7 +107,8 @@ class Sources:
 
 def render(diag: Diagnostic, sources: Sources | None = None) -> str:
     """`file:line:col: error[E123]: message`, the source line and carets under the spot."""
-    head = f"{diag.span}: {diag.severity}[{diag.code}]: {diag.message}"
+    where = "archspec" if diag.span == NO_SPAN else str(diag.span)
+    head = f"{where}: {diag.severity}[{diag.code}]: {diag.message}"
     out = [head]
     src = sources.line(diag.span.file, diag.span.line) if sources else None
     if src is not None and diag.span.line:
