@@ -91,27 +91,24 @@ def load(path: str, network: str | None = None, *, input: tuple[int, ...] | None
          **overrides: Any) -> Spec:
     """Load, check and shape a network from a `.arch` file. Raises ArchError on any problem."""
     sources = Sources()
-    program = resolve(load_file(str(path), sources))
-    return _with_sources(lambda: build(program, sources, network, overrides_from(overrides, input=input,
-                                                                                 batch=batch)), sources)
+    return _guarded(lambda: build(resolve(load_file(str(path), sources)), sources, network,
+                                  overrides_from(overrides, input=input, batch=batch)))
 
 
 def loads(text: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
           name: str = "<input>", **overrides: Any) -> Spec:
     """Like load(), from the text of a spec."""
     sources = Sources()
-    program = resolve(load_text(text, sources, name))
-    return _with_sources(lambda: build(program, sources, network, overrides_from(overrides, input=input,
-                                                                                 batch=batch)), sources)
+    return _guarded(lambda: build(resolve(load_text(text, sources, name)), sources, network,
+                                  overrides_from(overrides, input=input, batch=batch)))
 
 
-def _with_sources(fn, sources: Sources):
+def _guarded(fn):
+    """Run a stage; Python's own recursion limit becomes the same error as too-deep nesting."""
     try:
         return fn()
     except RecursionError:
         raise error("E005", "the spec is nested too deeply to analyse") from None
-    except ArchError:
-        raise
 
 
 __all__ = ["Spec", "load", "loads", "ArchError"]

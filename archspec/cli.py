@@ -13,8 +13,8 @@ import sys
 from typing import Any, Callable
 
 from . import __version__
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic, Sources, Span,
-                     as_json, render, render_github)
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic,
+                     Sources, Span, as_json, render, render_github)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
