@@ -116,10 +116,25 @@ def render(diag: Diagnostic, sources: Sources | None = None) -> str:
         if diag.span.end_line == diag.span.line and diag.span.end_column > diag.span.column:
             width = diag.span.end_column - diag.span.column
         gutter = f"{diag.span.line:>4} | "
-        out.append(gutter + src.expandtabs(1))
-        out.append(" " * (len(gutter) + diag.span.column - 1) + "^" * max(1, width))
+        shown, column, width = _window(src.expandtabs(1), diag.span.column, width)
+        out.append(gutter + shown)
+        out.append(" " * (len(gutter) + column - 1) + "^" * max(1, width))
     out.extend(f"     = note: {n}" for n in diag.notes)
     return "\n".join(out)
+
+
+SHOWN = 100  # the most characters of a source line quoted; a longer line is cut around the spot
+
+
+def _window(src: str, column: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line around `column` (with `...` where cut), the column in it, the width."""
+    if len(src) <= SHOWN:
+        return src, column, width
+    start = max(0, min(column - 1 - SHOWN // 4, len(src) - SHOWN))
+    head = "..." if start else ""
+    tail = "..." if start + SHOWN < len(src) else ""
+    column = column - start + len(head)
+    return head + src[start: start + SHOWN] + tail, column, min(width, SHOWN + len(head) - column + 1)
 
 
 def render_github(diag: Diagnostic) -> str:

@@ -37,6 +37,23 @@ def _range(*args: Any) -> list[int]:
     return list(r)
 
 
+def _sum(xs: Any, start: Any = 0) -> Any:
+    if isinstance(start, (list, tuple)):  # joining lists: refuse a result too long before building it
+        items = list(xs)
+        total = len(start) + sum(len(x) for x in items if isinstance(x, (list, tuple)))
+        if total > MAX_ITEMS:
+            raise OverflowError(f"a list of {total:,} items is too long (the limit is {MAX_ITEMS:,})")
+        xs = items
+    return sum(xs, start)
+
+
+def _ndigits(n: Any) -> Any:
+    # round(5, -10**9) would compute 10**(10**9) first
+    if isinstance(n, int) and not isinstance(n, bool) and abs(n) > 400:
+        raise OverflowError(f"{n} digits is out of range")
+    return n
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len,
     "range": _range,
@@ -44,14 +61,15 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "zip": lambda *xs: [tuple(t) for t in zip(*xs)],
     "min": min,
     "max": max,
-    "sum": lambda xs, start=0: sum(xs, start),
+    "sum": _sum,
     "abs": abs,
     "int": int,
     "float": float,
-    "round": lambda x, n=None: round(x) if n is None else round(x, n),
+    "round": lambda x, n=None: round(x) if n is None else round(x, _ndigits(n)),
     "list": list,
     "tuple": tuple,
 }
+
 
 _NAMES_OF_LITERALS = {"True": "true", "False": "false", "None": "an explicit value"}
 
@@ -92,9 +110,13 @@ def _binop(e: ir.BinOp, env: dict[str, Any]) -> Any:
     a, b = evaluate(e.left, env), evaluate(e.right, env)
     _guard(e.op, a, b, e.span)
     try:
-        return _BINOPS[e.op](a, b)
+        value = _BINOPS[e.op](a, b)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
         raise error("E301", f"cannot compute {type_name(a)} {e.op} {type_name(b)}: {_message(exc)}", e.span) from None
+    if isinstance(value, complex):  # (-8) ** 0.5
+        raise error("E301", f"a negative number to a fractional power is not a real number ({show(a)} ** {show(b)})",
+                    e.span)
+    return value
 
 
 def _guard(op: str, a: Any, b: Any, span: Span) -> None:
@@ -106,6 +128,10 @@ def _guard(op: str, a: Any, b: Any, span: Span) -> None:
         for seq, n in ((a, b), (b, a)):
             if isinstance(seq, (list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
                 raise error("E301", f"a list of {len(seq) * n:,} items is too long (the limit is {MAX_ITEMS:,})", span)
+        if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
+            raise error("E301", "the product is too large a number", span)  # squaring in a loop explodes
+    if op == "+" and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) + len(b) > MAX_ITEMS:
+        raise error("E301", f"a list of {len(a) + len(b):,} items is too long (the limit is {MAX_ITEMS:,})", span)
 
 
 def _unary(e: ir.UnaryOp, env: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import ir
 from .errors import ArchError, Diagnostic, Sources, Span, error
-from .parse import display_path, parse_file, parse_text
+from .parse import display_path, parse_text, read_source
 
 
 class Program(ir.IR):
@@ -38,13 +38,14 @@ def _load(path: str, files: dict[str, ir.SourceFile], sources: Sources, stack: t
     if any(str(Path(p).resolve()) == key for p in files if not p.startswith("<")):
         return
     try:
-        source, text = parse_file(path)
+        text = read_source(path)
     except ArchError as exc:
         if at is not None and exc.diagnostics[0].code in ("E001", "E006"):
             # A missing import is a mistake in the importing spec: point at the import.
             raise error("E210", f"cannot import `{at.path}`: {exc.diagnostics[0].message} ({path})", at.span) from None
         raise
-    sources.texts[path] = text
+    sources.texts[path] = text  # before parsing, so a syntax error can quote its line
+    source = parse_text(text, path)
     files[path] = source
     for imp in source.imports:
         _load(display_path(imp.path, path), files, sources, stack + (key,), imp)

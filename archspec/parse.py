@@ -7,9 +7,12 @@ empty or huge file, and input nested deeper than MAX_NESTING each give one clear
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -18,6 +21,7 @@ from .errors import ArchError, Span, error, io_error
 
 MAX_BYTES = 4 * 1024 * 1024  # a spec is a few kilobytes; this is far past any real one
 MAX_NESTING = 64  # brackets of any kind; well below pydantic's own limit of about 255 levels
+MAX_DEPTH = 256  # levels of the syntax tree (`1+1+...+1` nests without brackets); the zoo needs 17
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 # How the parser's terminal names read in "expected ..." messages.
@@ -29,9 +33,35 @@ _PUNCT = {"LBRACE": "{", "RBRACE": "}", "LPAR": "(", "RPAR": ")", "LSQB": "[", "
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    # cache=True keeps the LALR tables between runs: the grammar is analysed once per version.
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, cache=True,
+    # Analysing the grammar takes about 80 ms, loading lark's cache of the analysis about 8 ms.
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, cache=_grammar_cache(),
                 start=["start", "expr"], maybe_placeholders=True)
+
+
+def _grammar_cache() -> str | bool:
+    """Where lark keeps the analysed grammar: beside the package, as Python keeps bytecode.
+
+    There it survives a temp dir that changes between runs or cannot be written, and it is
+    trusted as the code is (it is a pickle). Otherwise lark's default, the temp dir, or none
+    at all when no folder can be written (lark's default would then fail).
+    """
+    folder = GRAMMAR.parent / "__pycache__"
+    path = folder / f"grammar.lark.{lark.__version__}.{sys.implementation.cache_tag}.cache"
+    if path.exists() or (not sys.dont_write_bytecode and _writable(folder)):
+        return str(path)  # lark checks the grammar's hash inside, and rewrites a stale or broken file
+    try:
+        tempfile.gettempdir()
+    except OSError:
+        return False
+    return True
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def read_source(path: str) -> str:
@@ -89,6 +119,13 @@ def check_nesting(text: str, file: str) -> None:
 
 
 def parse_text(text: str, file: str = "<input>") -> ir.SourceFile:
+    return _parse_source(text, file)
+
+
+@lru_cache(maxsize=32)
+def _parse_source(text: str, file: str) -> ir.SourceFile:
+    # A file that several specs import is parsed once per process (`archspec check specs/*`):
+    # the IR is frozen, so one copy serves every importer. Errors are raised anew, never cached.
     check_nesting(text, file)
     tree = _parse(text, file, "start")
     return _build(tree, file)
@@ -116,15 +153,39 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> ArchError:
     line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        return error("E102", f"unexpected character `{ch}`", Span(file, line, col, line, col + 1))
-    expected = _expected(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set())
+        shown = f"`{ch}`" if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "end of file"
+        return error("E102", f"unexpected character {shown}", Span(file, line, col, line, col + 1))
+    # `accepts` is what the parser would really take next; `expected` also holds the lookaheads
+    # of reductions that would fail later, so it names tokens that cannot come here.
+    expected = _expected(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or set())
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         last = text.rstrip().splitlines() or [""]
         line, col = len(last), len(last[-1]) + 1
         return error("E103", f"unexpected end of file; expected {expected}", Span(file, line, col, line, col + 1))
     tok = exc.token
     width = max(1, len(str(tok)))
-    return error("E101", f"unexpected `{tok}`; expected {expected}", Span(file, line, col, line, col + width))
+    span = Span(file, line, col, line, col + width)
+    stmt = _conditional_statement(tok, text)
+    if stmt:
+        example = "let x = (a if c else b)" if stmt == "let" else "assert (a if c else b)"
+        return error("E101", f"unexpected `else`: a conditional expression in `{stmt}` needs parentheses, "
+                             f"as in `{example}`", span)
+    return error("E101", f"unexpected `{tok}`; expected {expected}", span)
+
+
+def _conditional_statement(tok: Token, text: str) -> str | None:
+    """`let` or `assert` when `tok` is the `else` of an unparenthesised `a if c else b` there.
+
+    The grammar reads `let x = a if c` as a let followed by an if statement (an `if` after a
+    statement starts a new one), so the `else` is where the parser notices.
+    """
+    if tok.type != "ELSE" or tok.start_pos is None:
+        return None
+    start = text.rfind("\n", 0, tok.start_pos) + 1
+    words = text[start: tok.start_pos].split()
+    if words and words[0] in ("let", "assert") and "if" in words:
+        return words[0]
+    return None
 
 
 def _expected(names: set[str]) -> str:
@@ -146,12 +207,25 @@ def _expected(names: set[str]) -> str:
 
 
 def _build(tree: Tree, file: str):
+    check_depth(tree, file)
     try:
         return _ToIR(file).transform(tree)
     except VisitError as exc:  # a builder raised: a bad literal, say
         if isinstance(exc.orig_exc, ArchError):
             raise exc.orig_exc from None
         raise
+
+
+def check_depth(tree: Tree, file: str) -> None:
+    """Refuse a tree deeper than MAX_DEPTH before the (recursive) builders and passes walk it."""
+    stack = [(tree, 1)]
+    while stack:  # a loop, not recursion: the point is to survive any depth
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            where = _span(file, node.meta)
+            raise io_error("E005", f"input is nested too deeply (more than {MAX_DEPTH} levels of expressions "
+                                   "and blocks)", Span(file, where.line, where.column, where.line, where.column + 1))
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 # ---- the tree -> IR builders: one line each, thanks to the grammar's shaping ------------
@@ -255,8 +329,10 @@ class _ToIR(Transformer):
         text = str(c[0]).replace("_", "")
         try:
             value = int(text) if text.isdigit() else float(text)
-        except ValueError:
-            raise error("E104", f"malformed number `{c[0]}`", _span(self.file, c[0])) from None
+        except ValueError:  # Python refuses to convert an int of more than 4,300 digits
+            shown = text if len(text) <= 20 else text[:20] + "..."
+            raise error("E104", f"number `{shown}` is too long ({len(text):,} digits)",
+                        _span(self.file, c[0])) from None
         return self._n(ir.Num, meta, value=value)
 
     def true(self, meta, c):

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ir
-from ..errors import ArchError, Diagnostic, Span, did_you_mean, error
+from ..errors import ArchError, Diagnostic, Span, did_you_mean, error, io_error
 from ..evaluate import evaluate
 from ..layers import COERCE, LAYERS, REQUIRED, show, type_name
 from ..loader import Program
 
-MAX_STEPS = 1_000_000  # layers created plus loop iterations: far beyond any real network
+MAX_STEPS = 100_000  # layers created plus loop iterations: far beyond any real network (ResNet-1202 has
+# about 4,000), and small enough that the passes over them finish in seconds
 MAX_CALL_DEPTH = 64
 
 
@@ -37,10 +38,16 @@ class _Run:
     depth: int = 0
     asserts: list = field(default_factory=list)
 
-    def step(self, span: Span) -> None:
-        self.steps += 1
+    def step(self, span: Span, n: int = 1) -> None:
+        self.steps += n
         if self.steps > MAX_STEPS:
             raise error("E408", f"the network is too large: more than {MAX_STEPS:,} layers and loop steps", span)
+
+    def loop(self, span: Span, n: int) -> None:
+        """Refuse a loop of n steps before running it, when they alone would pass the limit."""
+        if self.steps + n > MAX_STEPS:
+            raise error("E408", f"the network is too large: a loop of {n:,} steps passes the limit of "
+                                f"{MAX_STEPS:,} layers and loop steps", span)
 
 
 def pick_network(program: Program, name: str | None) -> ir.Definition:
@@ -49,20 +56,21 @@ def pick_network(program: Program, name: str | None) -> ir.Definition:
         d = program.definitions.get(name)
         if d is None or d.kind != "network":
             all_nets = [n for n, x in program.definitions.items() if x.kind == "network"]
-            raise error("E212", f"no network `{name}` in {program.root}{did_you_mean(name, all_nets)}",
-                        Span(program.root), "networks: " + (", ".join(all_nets) or "none"))
+            raise io_error("E212", f"no network `{name}` in {program.root}{did_you_mean(name, all_nets)}",
+                           Span(program.root), "networks: " + (", ".join(all_nets) or "none"))
         return d
     if len(networks) == 1:
         return program.definitions[networks[0]]
     if not networks:
-        raise error("E212", "this file defines no network", Span(program.root))
+        raise io_error("E212", "this file defines no network", Span(program.root))
     stem = program.root.rsplit("/", 1)[-1].removesuffix(".arch")
     if stem in networks:
         return program.definitions[stem]
-    raise error("E212", f"this file defines {len(networks)} networks; choose one with --network",
-                Span(program.root), "networks: " + ", ".join(networks))
+    raise io_error("E212", f"this file defines {len(networks)} networks; choose one with --network",
+                   Span(program.root), "networks: " + ", ".join(networks))
 
 
+@ir.collector_paused()
 def expand(program: Program, network: str | None = None, overrides: Overrides | None = None) -> ir.Network:
     overrides = overrides or Overrides()
     d = pick_network(program, network)
@@ -76,6 +84,8 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
         shape = overrides.input
     elif inputs:
         shape = tuple(_dim(x, env) for x in inputs[0].dims)
+        if not shape:
+            raise error("E302", "`input` needs at least one dimension, such as `input [3, 224, 224]`", input_span)
     else:
         raise error("E213", f"network `{d.name}` has no `input` statement", d.span,
                     "add one, such as `input [1, 28, 28]`, or pass --input C,H,W")
@@ -97,8 +107,8 @@ def _bind_network(d: ir.Definition, overrides: Overrides) -> dict[str, Any]:
     names = [p.name for p in d.params]
     for key, expr in overrides.values.items():
         if key not in names:
-            raise error("E203", f"network `{d.name}` has no parameter `{key}`{did_you_mean(key, names)}", expr.span,
-                        f"its parameters are {', '.join(names) or 'none'}")
+            raise io_error("E203", f"network `{d.name}` has no parameter `{key}`{did_you_mean(key, names)}",
+                           expr.span, f"its parameters are {', '.join(names) or 'none'}")
     env: dict[str, Any] = {}
     for p in d.params:
         expr = overrides.values.get(p.name, p.default)
@@ -158,8 +168,9 @@ def _container(c: ir.Container, label: str | None, env: dict, run: _Run) -> ir.N
 def _arguments(c: ir.Call, names: list[str], env: dict) -> tuple[dict[str, Any], dict[str, Span]]:
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
-    for i, a in enumerate(c.args or ()):
-        key = a.name if a.name is not None else names[i]
+    positional = iter(names)  # resolve has checked that positional arguments come first and fit
+    for a in c.args or ():
+        key = a.name if a.name is not None else next(positional)
         values[key] = evaluate(a.value, env)
         spans[key] = a.value.span
     return values, spans
@@ -216,6 +227,7 @@ def _repeat(s: ir.Repeat, env: dict, run: _Run) -> list[ir.Node]:
     n = evaluate(s.count, env)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise error("E302", f"`repeat` needs a count of zero or more, got {type_name(n)} `{show(n)}`", s.count.span)
+    run.loop(s.span, n)
     out: list[ir.Node] = []
     for _ in range(n):
         run.step(s.span)
@@ -227,6 +239,7 @@ def _for(s: ir.For, env: dict, run: _Run) -> list[ir.Node]:
     items = evaluate(s.iter, env)
     if not isinstance(items, (list, tuple)):
         raise error("E301", f"`for` needs a list to loop over, got {type_name(items)} `{show(items)}`", s.iter.span)
+    run.loop(s.span, len(items))
     out: list[ir.Node] = []
     for item in items:
         run.step(s.span)

@@ -58,8 +58,9 @@ def _layer(node: ir.Node, x: Shape, rf: RF, ctx: _Ctx) -> tuple[ir.Node, Shape, 
     if any(d > MAX_DIM for d in out.shape) or prod(out.shape) > MAX_DIM * 16:
         raise error("E408", f"{node.op}: output shape {list(out.shape)} is absurdly large", node.span)
     if node.op == "linear" and len(x) == 3:
-        ctx.warnings.append(Diagnostic("W601", f"linear on a 4-D tensor {['N'] + list(x)} acts on its last "
-                                               "dimension only; did you forget `flatten`?", node.span))
+        shown = ", ".join(["N", *map(str, x)])
+        ctx.warnings.append(Diagnostic("W601", f"linear on a 4-D tensor [{shown}] acts on its last dimension "
+                                               "only; did you forget `flatten`?", node.span))
     bytes_ = 0 if node.op == "identity" else BYTES * prod(out.shape)
     return node.model_copy(update={"in_shape": x, "out_shape": out.shape, "params": out.params, "macs": out.macs,
                                    "rf": rf_out, "activation_bytes": bytes_}), out.shape, rf_out
