@@ -15,6 +15,7 @@ from .resolve import resolve
 PASSES = (assign_paths, infer_shapes, check_asserts)
 
 
+@ir.collector_paused()
 def run_passes(net: ir.Network) -> ir.Network:
     for p in PASSES:
         net = p(net)

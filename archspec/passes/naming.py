@@ -31,7 +31,7 @@ def assign_paths(net: ir.Network) -> ir.Network:
     return net.model_copy(update={"root": root})
 
 
-def _owner(node: ir.Node, path: str) -> ir.Node:
+def _owner(node: ir.Node, path: str, update: dict | None = None) -> ir.Node:
     """A node that adds a segment: number the segment-adding nodes beneath it."""
     flat: list[ir.Node] = []
     _flatten(node.children, flat)
@@ -52,7 +52,7 @@ def _owner(node: ir.Node, path: str) -> ir.Node:
         segments[id(child)] = seg
     if problems:
         raise ArchError(problems)
-    return _rebuild(node, path, segments, path)
+    return _rebuild(node, path, segments, path, update)
 
 
 def _flatten(children: tuple[ir.Node, ...], out: list[ir.Node]) -> None:
@@ -63,17 +63,19 @@ def _flatten(children: tuple[ir.Node, ...], out: list[ir.Node]) -> None:
             out.append(c)
 
 
-def _rebuild(node: ir.Node, path: str, segments: dict[int, str], owner_path: str) -> ir.Node:
+def _rebuild(node: ir.Node, path: str, segments: dict[int, str], owner_path: str,
+             update: dict | None = None) -> ir.Node:
+    """The node with its path and its children's; `update` adds fields (the segment) to the same copy."""
     children = []
     for c in node.children:
         seg = segments.get(id(c))
         if seg is None:  # anonymous container: shares the owner's numbering and path
-            children.append(_rebuild(c, owner_path, segments, owner_path).model_copy(update={"segment": None}))
+            children.append(_rebuild(c, owner_path, segments, owner_path, {"segment": None}))
         else:
             child_path = f"{owner_path}.{seg}" if owner_path else seg
-            fresh = _owner(c, child_path) if c.children else c.model_copy(update={"path": child_path})
-            children.append(fresh.model_copy(update={"segment": seg}))
-    return node.model_copy(update={"children": tuple(children), "path": path})
+            children.append(_owner(c, child_path, {"segment": seg}) if c.children
+                            else c.model_copy(update={"path": child_path, "segment": seg}))
+    return node.model_copy(update={"children": tuple(children), "path": path, **(update or {})})
 
 
 def _bad_name(node: ir.Node) -> Diagnostic | None:
