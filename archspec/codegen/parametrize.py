@@ -37,6 +37,7 @@ class _Literal:
     start: int  # offsets into the body text
     end: int
     keyword: str  # the argument it is given to (`stride`), or ""
+    owner: str  # the attribute being assigned (`conv2` in `self.conv2 = ...`), or ""
 
 
 def _literals(text: str) -> list[_Literal]:
@@ -44,11 +45,13 @@ def _literals(text: str) -> list[_Literal]:
     for line in text.split("\n"):
         starts.append(starts[-1] + len(line) + 1)
     toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    out = []
+    out, owner = [], ""
     for i, t in enumerate(toks):
+        if t.string == "=" and i >= 3 and toks[i - 3].string == "self" and toks[i - 2].string == ".":
+            owner = toks[i - 1].string
         if t.type == tokenize.NUMBER or (t.type == tokenize.NAME and t.string in ("True", "False")):
             out.append(_Literal(starts[t.start[0] - 1] + t.start[1], starts[t.end[0] - 1] + t.end[1],
-                                _keyword_before(toks, i)))
+                                _keyword_before(toks, i), owner))
     return out
 
 
@@ -89,7 +92,7 @@ def _share(members: list[tuple[Variant, str, list[_Literal]]]) -> Shared:
     for i in varying:
         column = tuple(vals[i] for vals in values)
         if column not in exprs:
-            exprs[column] = _name_for(column, lits[i].keyword, variants, taken)
+            exprs[column] = _name_for(column, lits[i], variants, taken)
             taken.add(_param(exprs[column]))
         chosen[i] = exprs[column]
     body = text
@@ -136,15 +139,22 @@ def _item(value: Any, expr: str) -> Any:
     return value[i] if isinstance(value, (list, tuple)) and i < len(value) else None
 
 
-def _name_for(column: tuple, kw: str, variants: list[Variant], taken: set[str]) -> str:
-    """The block's own parameters first, then in_channels, then a name from the keyword."""
-    for expr, param in _candidates(variants[0].names):
+def _name_for(column: tuple, lit: _Literal, variants: list[Variant], taken: set[str]) -> str:
+    """The block's own parameters first, then in_channels, then a name from the keyword.
+
+    A name from the keyword never reuses a block parameter's name: `groups=4` where the
+    block's `groups` is 16 becomes `conv2_groups`, not a `groups` that means something else.
+    """
+    own = variants[0].names
+    for expr, param in _candidates(own):
         if (param not in taken or "[" in expr) and all(
                 _same(_item(v.names.get(param), expr), c) for v, c in zip(variants, column)):
             return expr
-    base = kw if kw and not keyword.iskeyword(kw) else "value"
+    base = lit.keyword if lit.keyword and not keyword.iskeyword(lit.keyword) else "value"
+    if base in own and lit.owner:
+        base = f"{lit.owner}_{base}"
     name, n = base, 2
-    while name in taken:
+    while name in taken or name in own:
         name, n = f"{base}{n}", n + 1
     return name
 

@@ -13,12 +13,15 @@ where their values agree (`Residual(in_channels=64, channels=128, stride=2)`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 
 from .. import __version__, ir
 from ..summary import show_shape
-from .layers import CALLS, MODULES
+from .layers import CALLS, IN_PLACE_CALLS, IN_PLACE_MODULES, MODULES, reads_fresh
 from .parametrize import Variant, parametrize
+
+LINE_LENGTH = 120  # the project's (pyproject.toml); longer lines are wrapped as a formatter would
 
 
 @dataclass
@@ -113,7 +116,13 @@ class Generator:
             return MODULES[node.op](node)
         if id(node) in self.cg.calls:
             return self.cg.calls[id(node)]
-        return _sequential([self.constructor(c) for c in _segment_children(node)])
+        return _sequential(self.chain_items(node))
+
+    def chain_items(self, node: ir.Node) -> list[str]:
+        """The constructors of a chain's modules, in order; a ReLU after a conv or a norm works in place."""
+        kids = _segment_children(node)
+        return [IN_PLACE_MODULES[c.op](c) if reads_fresh(c, kids[i - 1] if i else None) else self.constructor(c)
+                for i, c in enumerate(kids)]
 
     def run(self) -> str:
         """Classes bottom-up: a class's body needs its children's constructor calls."""
@@ -166,7 +175,7 @@ class Generator:
 
     def _body(self, node: ir.Node) -> list[str]:
         if _is_chain(node):
-            items = [self.constructor(c) for c in _segment_children(node)]
+            items = self.chain_items(node)
             return ["def __init__(self) -> None:", "    super().__init__(",
                     *[f"        {_indent(i, '        ')}," for i in items], "    )"]
         init = ["def __init__(self) -> None:", "    super().__init__()"]
@@ -190,8 +199,37 @@ class Generator:
         for cls in self.cg.classes:
             lines += ["", "", f"class {cls.name}({cls.base}):", f'    """{cls.doc}"""', ""]
             for entry in cls.body:
-                lines += [f"    {line}" if line else "" for line in entry.split("\n")]
+                for line in entry.split("\n"):
+                    lines += _wrap(f"    {line}") if line else [""]
         return "\n".join(lines) + "\n"
+
+
+def _wrap(line: str, limit: int = LINE_LENGTH) -> list[str]:
+    """A line that ends in a call and is too long, with the call's arguments on lines of their own."""
+    if len(line) <= limit:
+        return [line]
+    suffix = "," if line.endswith("),") else ""
+    body = line[: len(line) - len(suffix)]
+    depth, start, cuts = 0, -1, []
+    for i, ch in enumerate(body):
+        if ch in "([{":
+            depth += 1
+            if depth == 1 and start < 0:
+                start = i
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(body) - 1:
+                return [line]  # the outermost call does not end the line
+        elif ch == "," and depth == 1:
+            cuts.append(i)
+    if start < 0 or not body.endswith(")"):
+        return [line]
+    bounds = [start, *cuts, len(body) - 1]
+    args = [body[a + 1: b].strip() for a, b in itertools.pairwise(bounds)]
+    indent = " " * (len(line) - len(line.lstrip()))
+    one = f"{indent}    {', '.join(args)}"
+    inner = [one] if len(one) <= limit else [f"{indent}    {a}," for a in args]
+    return [body[: start + 1], *inner, f"{indent}){suffix}"]
 
 
 class _Forward:
@@ -208,10 +246,12 @@ class _Forward:
         self.used.add(name)
         return name
 
-    def expr(self, node: ir.Node, x: str) -> str | None:
-        """A node as one expression of `x`, when it is one call (or nothing)."""
+    def expr(self, node: ir.Node, x: str, before: ir.Node | None = None) -> str | None:
+        """A node as one expression of `x`, when it is one call (or nothing); `before` made `x`."""
         if node.segment is not None:
-            return CALLS[node.op](node, x) if _stateless_call(node) else f"{_attr(node.segment)}({x})"
+            if not _stateless_call(node):
+                return f"{_attr(node.segment)}({x})"
+            return (IN_PLACE_CALLS if reads_fresh(node, before) else CALLS)[node.op](node, x)
         if node.kind == "seq" and len(node.children) <= 1:
             return self.expr(node.children[0], x) if node.children else x
         return None
@@ -219,13 +259,14 @@ class _Forward:
     def chain(self, children: tuple[ir.Node, ...], x: str, into: str | None = None) -> str:
         """Run children one after the other from `x`; the result lives in `into` (default `x`)."""
         var = into or x
+        before = None  # the node that made `x`, when known
         for c in children:
-            e = self.expr(c, x)
+            e = self.expr(c, x, before)
             if e is None:
                 e = self.combine(c, x) if c.kind in ("add", "concat") else self.chain(c.children, x, var)
             if e != var:
                 self.lines.append(f"{var} = {e}")
-            x = var
+            x, before = var, c
         return x
 
     def combine(self, node: ir.Node, x: str) -> str:

@@ -7,6 +7,8 @@ that does not fit gets one error naming the missing, unexpected or mis-shaped ke
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,11 @@ def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]
     if _looks_like_safetensors(head):
         return _read_safetensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the errors below say enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if _refused_global(str(exc)):
             raise error("E603", "refusing to load this checkpoint: it holds Python objects beyond tensors, "
                                 "which could run code (read with weights_only=True)", Span(path),
                         "save the weights with torch.save(model.state_dict(), path) or as safetensors") from None
@@ -41,6 +45,16 @@ def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]
         raise error("E602", f"not a checkpoint: neither a torch state_dict nor a safetensors file "
                             f"({type(exc).__name__})", Span(path)) from None
     return _state_dict_of(obj, path), {}
+
+
+def _refused_global(message: str) -> bool:
+    """Whether torch refused a GLOBAL naming a real class or function: what a pickle runs code with.
+
+    Every weights_only failure carries the same banner; garbage fails on other opcodes, or on a
+    "global" whose name is no Python name (text that happens to start with the GLOBAL opcode `c`).
+    """
+    m = re.search(r"GLOBAL (\S+) (?:was not|whose module)", message)
+    return m is not None and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", m.group(1)) is not None
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -107,13 +121,13 @@ def _stateful_in_order(module: torch.nn.Module, example: torch.Tensor) -> list[t
     hooks = [m.register_forward_pre_hook(lambda m, a: order.append(names[m]) if names[m] not in order else None)
              for m in module.modules() if any(True for _ in m.parameters(recurse=False))
              or any(True for _ in m.buffers(recurse=False))]
+    was = module.training
     try:
-        was = module.training
         module.eval()
         with torch.no_grad():
             module(example)
-        module.train(was)
     finally:
+        module.train(was)
         for h in hooks:
             h.remove()
     out = []
@@ -135,23 +149,30 @@ def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, to
         where = source
         source, _ = read_checkpoint(source)
     ours = _stateful_in_order(target, example)
+    how = "the tensors are matched in execution order"
     if isinstance(source, torch.nn.Module):
         theirs = _stateful_in_order(source, example)
     else:
+        how = ("a state_dict's tensors are taken in the order it holds them (a safetensors file sorts "
+               "them by name), the network's in execution order; port from the source module instead")
         own_keys = set(k for k, _ in ours)
         if set(source) == own_keys:  # same names: no mapping needed
             theirs = [(k, source[k]) for k, _ in ours]
         else:
             theirs = list(source.items())
-    if len(theirs) != len(ours):
-        raise error("E601", f"cannot port: the source has {len(theirs)} parameter and buffer tensors, the "
-                            f"network {len(ours)}", Span(where))
+    count = (f"the source has {len(theirs)} parameter and buffer tensors, the network {len(ours)}"
+             if len(theirs) != len(ours) else "")
     mapped = {}
     for (k, v), (sk, sv) in zip(ours, theirs):
         if v.shape != sv.shape:
             raise error("E601", f"cannot port: `{sk}` {list(sv.shape)} does not fit `{k}` {list(v.shape)}",
-                        Span(where), "the tensors are matched in execution order")
+                        Span(where), how, *([count] if count else []))
         mapped[k] = sv.detach().clone()
+    if count:  # every pair fits: name the first tensor left without a partner
+        k, v = ours[len(theirs)] if len(ours) > len(theirs) else theirs[len(ours)]
+        side = "the network's" if len(ours) > len(theirs) else "the source's"
+        raise error("E601", f"cannot port: {side} `{k}` {list(v.shape)} has no counterpart; {count}",
+                    Span(where), how)
     fit(target, mapped, where)
     return target.state_dict()
 
