@@ -6,6 +6,7 @@ them exist and agree with the torch module; a failed compile leaves DIR as it wa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -49,24 +50,36 @@ def prepare_out_dir(spec: Spec, out_dir: str | None) -> Path:
 
 def compile_spec(spec: Spec, opts: Options) -> Result:
     target = prepare_out_dir(spec, opts.out_dir)
+    if "onnx" in opts.formats:  # a usage error, before minutes of exporting
+        from .export.onnx import check_opset
+
+        check_opset(opts.opset)
+    module = metadata = None
+    if opts.weights or any(f != "python" for f in opts.formats):  # a bad checkpoint fails before any write
+        module, metadata = _module(spec, opts)
     parent = target.parent if str(target.parent) else Path(".")
+    created = [d for d in (parent, *parent.parents) if not d.exists()]  # removed again if the compile fails
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as exc:
         raise io_error("E001", f"cannot write to `{parent}`: {exc.strerror or exc}", Span(str(target))) from None
     try:
-        result = _build(spec, opts, staging)
+        result = _build(spec, opts, staging, module, metadata)
         target.mkdir(parents=True, exist_ok=True)
         for name in result.files:
             os.replace(staging / name, target / name)
         result.out_dir = str(target)
+        created.clear()
         return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for d in created:  # deepest first
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
-def _build(spec: Spec, opts: Options, staging: Path) -> Result:
+def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str, str] | None) -> Result:
     result = Result(str(staging))
     name = spec.name
     source = source_of(spec)
@@ -74,9 +87,8 @@ def _build(spec: Spec, opts: Options, staging: Path) -> Result:
         (staging / f"{name}.py").write_text(source)
         result.files.append(f"{name}.py")
     rest = [f for f in opts.formats if f != "python"]
-    if not rest and not opts.weights:
+    if module is None:
         return result
-    module, metadata = _module(spec, opts)
     module = module.to(opts.device)
     if opts.dtype == "fp16":
         module = module.half()

@@ -13,9 +13,11 @@ import contextlib
 import io
 import json
 import logging
+import os
 import warnings
 
 import onnx
+import onnx.numpy_helper
 import torch
 
 from .. import __version__, ir
@@ -28,12 +30,7 @@ SCOPES = "pkg.torch.onnx.name_scopes"
 
 
 def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
-    if opset < MIN_OPSET:
-        raise io_error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
-                               f"(archspec's default is {DEFAULT_OPSET})")
-    newest = onnx.defs.onnx_opset_version()
-    if opset > newest:
-        raise io_error("E606", f"opset {opset} is newer than this onnx {onnx.__version__} knows (at most {newest})")
+    check_opset(opset)
     with _quiet_exporter():
         try:
             onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
@@ -45,8 +42,19 @@ def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
         raise io_error("E606", f"asked for opset {opset} but the exporter wrote opset {got}")
+    _drop_zero_biases(model.graph)
     _tidy(model, net, metadata)
     return model
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the exporter cannot write, before any work is done (E606, a usage error)."""
+    if opset < MIN_OPSET:
+        raise io_error("E606", f"opset {opset} is too old: the exporter writes opset {MIN_OPSET} and newer "
+                               f"(archspec's default is {DEFAULT_OPSET})")
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise io_error("E606", f"opset {opset} is newer than this onnx {onnx.__version__} knows (at most {newest})")
 
 
 @contextlib.contextmanager
@@ -65,6 +73,56 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
+def _drop_zero_biases(graph: onnx.GraphProto) -> None:
+    """A convolution without bias gets a zero bias built at run time (Shape, Expand, CastLike of 0).
+
+    onnxruntime does not fold that chain, so it cannot fuse the batch norm that follows into the
+    convolution and the model runs slower (benchmarks/export_results.md). Conv's bias is optional.
+    """
+    producer = {out: node for node in graph.node for out in node.output}
+    dropped = False
+    for node in graph.node:
+        if node.op_type == "Conv" and len(node.input) == 3 and _zero_fill(producer, node.input[2]):
+            del node.input[2]
+            dropped = True
+    if dropped:
+        _prune(graph)
+
+
+def _prune(graph: onnx.GraphProto) -> None:
+    """Remove the nodes (and value_info) that no graph output needs; ONNX ops have no side effects."""
+    needed = {o.name for o in graph.output}
+    live = []
+    for node in reversed(graph.node):  # nodes are in topological order
+        if any(o in needed for o in node.output):
+            live.append(node)
+            needed.update(i for i in node.input if i)
+    _replace(graph.node, reversed(live))
+    _replace(graph.value_info, [v for v in graph.value_info if v.name in needed])
+
+
+def _replace(field, items) -> None:
+    copies = []
+    for item in items:
+        copies.append(type(item)())
+        copies[-1].CopyFrom(item)
+    del field[:]
+    field.extend(copies)
+
+
+def _zero_fill(producer: dict[str, onnx.NodeProto], name: str) -> bool:
+    """Whether `name` is Expand(CastLike?(Constant 0), shape): a tensor of zeros."""
+    expand = producer.get(name)
+    if expand is None or expand.op_type != "Expand":
+        return False
+    value = producer.get(expand.input[0])
+    if value is not None and value.op_type == "CastLike":
+        value = producer.get(value.input[0])
+    if value is None or value.op_type != "Constant" or len(value.attribute) != 1 or value.attribute[0].name != "value":
+        return False
+    return not onnx.numpy_helper.to_array(value.attribute[0].t).any()
+
+
 def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> None:
     """Names from the spec, no paths or stack traces, and archspec's own metadata."""
     used: dict[str, int] = {}
@@ -78,9 +136,14 @@ def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> 
         del node.metadata_props[:]
         if path:
             node.metadata_props.add(key="archspec.path", value=path)
-    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+    values = list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)
+    batch = {d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[:1] if d.dim_param}
+    for value in values:
         del value.metadata_props[:]
         value.doc_string = ""
+        for d in value.type.tensor_type.shape.dim:  # the exporter names it after its symbol (`s77`)
+            if d.dim_param in batch:
+                d.dim_param = "batch"
     for init in model.graph.initializer:
         del init.metadata_props[:]
     del model.metadata_props[:]
@@ -89,14 +152,14 @@ def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> 
     model.graph.name = net.name
     model.producer_name = "archspec"
     model.producer_version = __version__
-    info = {
+    info = {  # ours last: a checkpoint's `archspec.input` or `archspec.overrides` (training's format) never wins
+        **metadata,
         "archspec.version": __version__,
         "archspec.network": net.name,
-        "archspec.spec": net.file,
+        "archspec.spec": os.path.basename(net.file),  # a name, not a path: no home folders, same bytes anywhere
         "archspec.input": json.dumps(list(net.input_shape)),
         "archspec.output": json.dumps(list(net.root.out_shape)),
         "archspec.overrides": json.dumps(net.overrides, sort_keys=True),
-        **metadata,
     }
     for k in sorted(info):
         model.metadata_props.add(key=k, value=info[k])
@@ -110,7 +173,8 @@ def _path(scopes: str | None) -> str:
         names = json.loads(scopes.replace("'", '"'))
     except ValueError:
         return ""
-    return names[-2] if len(names) >= 2 else ""
+    # Scopes not rooted at the network ('' first) are torch's own, e.g. the batch size's Shape node.
+    return names[-2] if len(names) >= 2 and names[0] == "" else ""
 
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:
