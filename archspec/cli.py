@@ -121,6 +121,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT",
                    help="a state_dict file (.pth, read with weights_only=True) or .safetensors")
     p.add_argument("-o", "--out", required=True, metavar="OUT.safetensors")
+
+    from .train.cli import add_parsers, cmd_data, cmd_train  # here, not at the top: it imports this module
+
+    add_parsers(sub)
+    COMMANDS.update({"train": cmd_train, "data": cmd_data})
     return top
 
 
