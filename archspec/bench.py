@@ -94,10 +94,8 @@ def _torch_model(plan: Plan):
 
 def worker(plan: Plan) -> list[dict]:
     """Time one backend at each batch size: [first run, warm-up, timed loop] per batch."""
-    import resource
-
     prepare = _ort(plan) if plan.backend == "onnxruntime" else _torch(plan)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _peak_rss_kb()
     out = []
     for batch in plan.batches:
         t0 = time.perf_counter()
@@ -105,7 +103,7 @@ def worker(plan: Plan) -> list[dict]:
         timed()
         first = time.perf_counter() - t0
         times = _loop(timed, plan)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = _peak_rss_kb()
         extra = {**extra, "peak_rss_mb": round(peak / 1024, 1), "rss_growth_mb": round((peak - base_rss) / 1024, 1)}
         if plan.device == "cuda" and plan.backend != "onnxruntime":
             import torch
@@ -113,6 +111,25 @@ def worker(plan: Plan) -> list[dict]:
             extra["torch_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         out.append(summarise(plan.backend, batch, times, first, plan.macs, extra))
     return out
+
+
+def _peak_rss_kb() -> int:
+    """This process's own peak resident memory, in KiB.
+
+    Not getrusage's ru_maxrss: Linux carries it across exec, so a worker started by a parent
+    that holds torch and the compiled model would report the parent's peak as its own.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb // 1024 if sys.platform == "darwin" else kb  # macOS counts bytes
 
 
 def _torch(plan: Plan):
@@ -216,7 +233,10 @@ def _gpu_memory_mb(pid: int) -> float | None:
 def run_worker(plan: Plan, timeout: float = 1800) -> list[dict]:
     """Run one plan in a fresh process; its stdout is a JSON list of records."""
     cmd = [sys.executable, "-m", "archspec.bench", json.dumps(asdict(plan))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise error("E801", f"the {plan.backend} backend did not finish within {timeout:.0f} s") from None
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise error("E801", f"the {plan.backend} backend failed: {reason}")
