@@ -13,8 +13,20 @@ import sys
 from typing import Any, Callable
 
 from . import __version__
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SPEC, EXIT_USAGE, ArchError, Diagnostic,
-                     Sources, Span, as_json, render, render_github)
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SPEC,
+    EXIT_USAGE,
+    ArchError,
+    Diagnostic,
+    Sources,
+    Span,
+    as_json,
+    render,
+    render_github,
+)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -240,7 +252,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                 diags.append(Diagnostic("E005", "the spec is nested too deeply to analyse", Span(path), io=True))
                 continue
             diags += spec.warnings
-            lines.append(one_line(spec.network))
+            if args.werror and spec.warnings:
+                n = len(spec.warnings)
+                lines.append(f"{path}: {name}: failed, {n} warning{'s' * (n != 1)} treated as errors (--werror)")
+            else:
+                lines.append(one_line(spec.network))
             entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
                                       "output_shape": [1, *spec.output_shape]})
         if not nets:

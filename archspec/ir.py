@@ -285,6 +285,7 @@ class Node(IR):
     written: tuple[str, ...] = ()  # the argument names the user wrote, for display
     positional: int = 0  # how many of them were written by position
     label: Optional[str] = None
+    label_span: Optional[Span] = None  # where the label is written, for errors about the name
     children: tuple["Node", ...] = ()
     path: str = ""
     segment: Optional[str] = None  # the path segment this node adds, None if it adds none

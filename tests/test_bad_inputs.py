@@ -242,18 +242,26 @@ def test_huge_file(capsys, tmp_path):
     assert code == 2 and "error[E004]: file is too large" in err and len(err.splitlines()) == 1
 
 
-def test_unreadable_file(capsys, tmp_path):
+def test_unreadable_file(capsys, tmp_path, monkeypatch):
     locked = tmp_path / "locked.arch"
     locked.write_text("network n() { input [1] relu }\n")
     locked.chmod(0)
     try:
-        readable = os.access(locked, os.R_OK)
+        if os.access(locked, os.R_OK):
+            # root reads any file whatever its mode (CI runs as root): make the read fail as the
+            # kernel would for another user, so the error path is still exercised.
+            real = Path.read_bytes
+
+            def denied(self):
+                if self == locked:
+                    raise PermissionError(13, "Permission denied", str(self))
+                return real(self)
+            monkeypatch.setattr(Path, "read_bytes", denied)
         code, out, err = _run(capsys, ["check", str(locked)])
     finally:
         locked.chmod(0o644)
-    if readable:
-        pytest.skip("running as a user who can read any file (root)")
-    assert code == 2 and "error[E001]: cannot read file" in err
+    assert code == 2 and "error[E001]: cannot read file: Permission denied" in err
+    assert len(err.splitlines()) == 1 and out == ""
 
 
 def test_every_file_is_checked_and_the_worst_status_wins(capsys):
@@ -295,3 +303,13 @@ def test_every_code_is_documented():
     documented = set(re.findall(r"^#+ .*?\b([EW]\d{3})\b", DOCS.read_text(encoding="utf-8"), re.M))
     used = _codes_in([ROOT / "archspec"]) | {e.code for p in CASES for e in load_case(p).expected}
     assert used - documented == set(), "add these codes to docs/errors.md"
+
+
+def test_werror_fails_the_network_it_promotes_and_says_so(capsys):
+    warned, clean = "tests/bad/linear_on_4d.arch", "specs/lenet.arch"
+    code, out, err = _run(capsys, ["check", warned, clean])
+    assert code == 0 and "n: ok" in out and "warning[W601]" in err
+    code, out, err = _run(capsys, ["check", "--werror", warned, clean])
+    assert code == 1 and "error[W601]" in err and err.count("W601") == 1
+    assert f"{warned}: n: failed, 1 warning treated as errors (--werror)" in out
+    assert "n: ok" not in out and "lenet: ok" in out

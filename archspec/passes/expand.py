@@ -143,8 +143,10 @@ def _body(body: tuple, env: dict[str, Any], run: _Run) -> list[ir.Node]:
 def _node_stmt(s: ir.NodeStmt, env: dict, run: _Run) -> list[ir.Node]:
     run.step(s.span)
     label = None
+    lspan = None
     if s.label is not None:
         label = s.label.name
+        lspan = s.label.span
         if s.label.index is not None:
             i = evaluate(s.label.index, env)
             if isinstance(i, bool) or not isinstance(i, int):
@@ -152,17 +154,18 @@ def _node_stmt(s: ir.NodeStmt, env: dict, run: _Run) -> list[ir.Node]:
                             s.label.index.span)
             label += str(i)
     if isinstance(s.node, ir.Container):
-        return [_container(s.node, label, env, run)]
+        return [_container(s.node, label, env, run, lspan)]
     if s.node.name in LAYERS:
-        return [_layer(s.node, label, env)]
-    return [_block(s.node, label, env, run)]
+        return [_layer(s.node, label, env, lspan)]
+    return [_block(s.node, label, env, run, lspan)]
 
 
-def _container(c: ir.Container, label: str | None, env: dict, run: _Run) -> ir.Node:
+def _container(c: ir.Container, label: str | None, env: dict, run: _Run, lspan: Span | None = None) -> ir.Node:
     children = _body(c.body, env, run)
     if not children and c.kind != "seq":
         raise error("E407", f"`{c.kind}` has no branches", c.span)
-    return ir.Node.model_construct(span=c.span, kind=c.kind, op=c.kind, label=label, children=tuple(children))
+    return ir.Node.model_construct(span=c.span, kind=c.kind, op=c.kind, label=label, label_span=lspan,
+                                   children=tuple(children))
 
 
 def _arguments(c: ir.Call, names: list[str], env: dict) -> tuple[dict[str, Any], dict[str, Span]]:
@@ -180,7 +183,7 @@ def _positional(c: ir.Call) -> int:
     return sum(1 for a in c.args or () if a.name is None)
 
 
-def _layer(c: ir.Call, label: str | None, env: dict) -> ir.Node:
+def _layer(c: ir.Call, label: str | None, env: dict, lspan: Span | None = None) -> ir.Node:
     sig = LAYERS[c.name]
     given, spans = _arguments(c, [a.name for a in sig], env)
     args: dict[str, Any] = {}
@@ -195,10 +198,10 @@ def _layer(c: ir.Call, label: str | None, env: dict) -> ir.Node:
     if "stride" in args and args["stride"] is None:  # a pool's stride defaults to its kernel
         args["stride"] = args["kernel"]
     return ir.Node.model_construct(span=c.span, kind="layer", op=c.name, args=args, written=tuple(given),
-                                   positional=_positional(c), label=label)
+                                   positional=_positional(c), label=label, label_span=lspan)
 
 
-def _block(c: ir.Call, label: str | None, env: dict, run: _Run) -> ir.Node:
+def _block(c: ir.Call, label: str | None, env: dict, run: _Run, lspan: Span | None = None) -> ir.Node:
     d = run.program.definitions[c.name]
     given, spans = _arguments(c, [p.name for p in d.params], env)
     local: dict[str, Any] = {}
@@ -220,7 +223,8 @@ def _block(c: ir.Call, label: str | None, env: dict, run: _Run) -> ir.Node:
         run.depth -= 1
     args = {p.name: local[p.name] for p in d.params}
     return ir.Node.model_construct(span=c.span, kind="block", op=c.name, args=args, written=tuple(given),
-                                   positional=_positional(c), label=label, children=tuple(children))
+                                   positional=_positional(c), label=label, label_span=lspan,
+                                   children=tuple(children))
 
 
 def _repeat(s: ir.Repeat, env: dict, run: _Run) -> list[ir.Node]:

@@ -46,8 +46,8 @@ def _owner(node: ir.Node, path: str, update: dict | None = None) -> ir.Node:
                 problems.append(problem)
         if seg in seen:
             where = f"in `{path}`" if path else "at the top level"
-            problems.append(Diagnostic("E208", f"two modules are named `{seg}` {where}", child.span,
-                                       (f"the first is at {seen[seg].span}",)))
+            problems.append(Diagnostic("E208", f"two modules are named `{seg}` {where}", child.label_span or child.span,
+                                       (f"the first is at {seen[seg].label_span or seen[seg].span}",)))
         seen[seg] = child
         segments[id(child)] = seg
     if problems:
@@ -81,10 +81,11 @@ def _rebuild(node: ir.Node, path: str, segments: dict[int, str], owner_path: str
 def _bad_name(node: ir.Node) -> Diagnostic | None:
     name = node.label or ""
     if keyword.iskeyword(name):
-        return Diagnostic("E208", f"`{name}` cannot name a module: it is a Python keyword", node.span)
+        return Diagnostic("E208", f"`{name}` cannot name a module: it is a Python keyword",
+                          node.label_span or node.span)
     if name in MODULE_ATTRIBUTES:
         return Diagnostic("E208", f"`{name}` cannot name a module: every torch.nn.Module has an attribute "
-                                  "of that name", node.span)
+                                  "of that name", node.label_span or node.span)
     return None
 
 
