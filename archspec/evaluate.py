@@ -116,6 +116,8 @@ def _binop(e: ir.BinOp, env: dict[str, Any]) -> Any:
     if isinstance(value, complex):  # (-8) ** 0.5
         raise error("E301", f"a negative number to a fractional power is not a real number ({show(a)} ** {show(b)})",
                     e.span)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error("E301", f"{show(a)} {e.op} {show(b)} is not a finite number", e.span)
     return value
 
 

@@ -6,6 +6,7 @@ empty or huge file, and input nested deeper than MAX_NESTING each give one clear
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -251,7 +252,8 @@ class _ToIR(Transformer):
     def start(self, meta, items):
         imports = tuple(i for i in items if isinstance(i, ir.Import))
         defs = tuple(i for i in items if isinstance(i, ir.Definition))
-        return ir.SourceFile.model_construct(span=Span(self.file, 1, 1), path=self.file, imports=imports, definitions=defs)
+        return ir.SourceFile.model_construct(span=Span(self.file, 1, 1), path=self.file, imports=imports,
+                                             definitions=defs)
 
     def import_stmt(self, meta, c):
         return self._n(ir.Import, meta, path=c[0][1:-1])
@@ -333,6 +335,8 @@ class _ToIR(Transformer):
             shown = text if len(text) <= 20 else text[:20] + "..."
             raise error("E104", f"number `{shown}` is too long ({len(text):,} digits)",
                         _span(self.file, c[0])) from None
+        if isinstance(value, float) and math.isinf(value):
+            raise error("E104", f"number `{text[:20]}` is too large for a float", _span(self.file, c[0]))
         return self._n(ir.Num, meta, value=value)
 
     def true(self, meta, c):
