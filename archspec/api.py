@@ -97,7 +97,11 @@ def load(path: str, network: str | None = None, *, input: tuple[int, ...] | None
 
 def loads(text: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
           name: str = "<input>", **overrides: Any) -> Spec:
-    """Like load(), from the text of a spec."""
+    """Like load(), from the text of a spec.
+
+    `name` is the file name that errors show; when it names a file (not `<...>`), imports in the
+    text are found relative to that file's folder, as they would be in the file itself.
+    """
     sources = Sources()
     return _guarded(lambda: build(resolve(load_text(text, sources, name)), sources, network,
                                   overrides_from(overrides, input=input, batch=batch)))

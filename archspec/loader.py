@@ -24,8 +24,11 @@ def load_file(path: str, sources: Sources) -> Program:
 def load_text(text: str, sources: Sources, name: str = "<input>") -> Program:
     sources.texts[name] = text
     files = {name: parse_text(text, name)}
-    for imp in files[name].imports:  # imports of text are relative to the working folder
-        _load(display_path(imp.path, None), files, sources, stack=(name,), at=imp)
+    # Imports are relative to the folder of the file the text is named after, as they would be
+    # in that file; text with no file name (`<input>`) imports relative to the working folder.
+    importer = None if name.startswith("<") else name
+    for imp in files[name].imports:
+        _load(display_path(imp.path, importer), files, sources, stack=(name,), at=imp)
     return _program(name, files)
 
 

@@ -279,3 +279,13 @@ def test_docs_example_passes_check(index, tmp_path, capsys):
     code, out, err = run(capsys, "check", str(path), "--werror")
     assert code == 0, f"example {index} fails `archspec check`:\n{text}\n{err}"
     assert ": ok" in out
+
+
+def test_loads_finds_imports_beside_the_file_it_is_named_after(tmp_path, monkeypatch):
+    path = Path("specs/vgg11.arch").resolve()
+    from_file = archspec.load(str(path)).summary()["totals"]
+    monkeypatch.chdir(tmp_path)  # the working folder holds no vgg.arch
+    assert archspec.loads(path.read_text(), name=str(path)).summary()["totals"] == from_file
+    with pytest.raises(archspec.ArchError) as exc:
+        archspec.loads(path.read_text())  # unnamed text imports from the working folder
+    assert exc.value.diagnostics[0].code == "E210"
