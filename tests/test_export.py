@@ -25,7 +25,7 @@ import numpy as np
 from onnx import numpy_helper
 
 import archspec
-from archspec.codegen import spec_hash
+from archspec.codegen import source_of, spec_hash
 from archspec.compile import FORMATS, SUFFIX, Options, compile_spec
 from archspec.errors import Sources
 from archspec.export.pt2 import example_input
@@ -196,6 +196,19 @@ def test_an_absolute_spec_path_gives_the_same_bytes_from_any_folder(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     for name in here.files:
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
+
+
+def test_any_spelling_of_the_spec_path_gives_the_same_hash_and_source(tmp_path: Path, monkeypatch) -> None:
+    spellings = ["specs/vgg11.arch", "./specs/vgg11.arch", "specs/../specs/vgg11.arch", str(ROOT / "specs/vgg11.arch")]
+    monkeypatch.chdir(ROOT)
+    specs = [archspec.load(s) for s in spellings]
+    monkeypatch.chdir(tmp_path)
+    specs.append(archspec.load(str(ROOT / "specs/vgg11.arch")))
+    assert len({spec_hash(s.sources.texts) for s in specs}) == 1
+    assert len(specs[0].sources.texts) == 2  # vgg11.arch and the vgg.arch it imports, both hashed
+    assert len({source_of(s) for s in specs}) == 1
+    other = archspec.load(str(ROOT / "specs/vgg11.arch"), num_classes=1000)
+    assert source_of(other) != source_of(specs[0])
 
 
 # ---- options: opset, batch, overrides -------------------------------------------------------------
