@@ -267,6 +267,13 @@ def environment(device: str, dtype: str, threads: int | None, providers: list[st
     return env
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def _cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -286,6 +293,9 @@ def check_request(device: str, dtype: str, providers: list[str]) -> None:
     if dtype == "fp16" and device != "cuda":
         raise io_error("E803", "--dtype fp16 needs --device cuda: half precision convolutions are not supported "
                                "by the CPU backends")
+    if device == "cuda" and providers and all(p == "cpu" for p in providers):
+        raise io_error("E805", "--device cuda with --ort-providers cpu would time onnxruntime on the CPU beside torch "
+                               "on the GPU; give a GPU provider first (--ort-providers cuda,cpu or tensorrt,cuda,cpu)")
     if device == "cuda":
         try:
             import torch
@@ -342,6 +352,7 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
                      for f in compiled.files if f == spec.name + {"python": ".py", "torchscript": ".pt",
                                                                   "onnx": ".onnx"}[fmt]}
         records: list[dict] = []
+        load_start = _load_average()
         for i, backend in enumerate(opts.backends, start=1):
             if progress:
                 progress(i, steps, f"{backend} at batch {', '.join(map(str, opts.batches))}")
@@ -354,6 +365,8 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
             progress(steps, steps, "done")
     env = environment(opts.device, opts.dtype, opts.threads, providers)
     env["providers_used"] = sorted({p for r in records for p in (r.get("providers") or [])})
+    # Other work on the machine moves timings by several times: say how busy it was.
+    env["load_average_1min"] = {"start": load_start, "end": _load_average()}
     tol = "rtol 1e-2, atol 1e-2 (fp16)" if opts.dtype == "fp16" else "rtol 1e-4, atol 1e-5"
     return {"network": spec.name, "file": spec.network.file, "input": list(spec.network.input_shape),
             "macs_per_sample": spec.macs, "environment": env,
@@ -379,7 +392,17 @@ def as_table(report: dict[str, Any]) -> str:
     providers = ", ".join(env.get("providers_used") or []) or "none"
     return "\n".join([head, "", lines[0], "-" * len(lines[0]), *lines[1:], "",
                       f"onnxruntime providers used: {providers}; verified before timing "
-                      f"({report['verification']['tolerance']})"]) + "\n"
+                      f"({report['verification']['tolerance']})", _load_line(env)]) + "\n"
+
+
+def _load_line(env: dict[str, Any]) -> str:
+    load = env.get("load_average_1min") or {}
+    if load.get("start") is None:
+        return "load average: unknown"
+    line = f"load average (1 min): {load['start']:.2f} at the start, {load['end']:.2f} at the end, on " \
+           f"{env.get('cpu_count')} cores"
+    busy = max(load["start"], load["end"] or 0) > (env.get("cpu_count") or 1)
+    return line + ("; above the core count other work shared the machine, so the timings are noisy" if busy else "")
 
 
 def _main() -> None:

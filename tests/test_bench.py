@@ -64,6 +64,8 @@ def test_json_has_the_environment(report: dict) -> None:
     assert isinstance(env["torch_threads"], int) and env["torch_threads"] >= 1
     assert env["providers_requested"] == ["cpu"]
     assert env["providers_used"] == ["CPUExecutionProvider"]  # what the session really started
+    load = env["load_average_1min"]
+    assert set(load) == {"start", "end"} and all(isinstance(v, float) and v >= 0 for v in load.values())
 
 
 def test_json_has_one_record_per_backend_and_batch(report: dict) -> None:
@@ -147,6 +149,13 @@ def test_gpu_provider_on_cpu_device_is_refused(capsys: pytest.CaptureFixture) ->
     assert main(["bench", LENET, "--ort-providers", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "error[E805]" in err and "provider cuda needs --device cuda" in err
+
+
+def test_cpu_provider_alone_on_a_cuda_device_is_refused(capsys: pytest.CaptureFixture) -> None:
+    # Checked before the GPU is looked for, so this holds on machines with and without one.
+    assert main(["bench", LENET, "--device", "cuda", "--ort-providers", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "error[E805]" in err and "onnxruntime on the CPU beside torch on the GPU" in err
 
 
 def test_cuda_device_without_a_gpu_is_refused(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
