@@ -146,7 +146,8 @@ def report(results: list[Result], args: argparse.Namespace, seconds: float, load
     ]
     for r in results:
         lines.append(f"| {r.network} | {r.batch} | {r.iters} | {min(r.ours) * 1e3:.1f} | {min(r.theirs) * 1e3:.1f} "
-                     f"| {r.best_ratio:.3f} | {statistics.median(r.ratios):.3f} | {min(r.ratios):.3f}..{max(r.ratios):.3f} "
+                     f"| {r.best_ratio:.3f} | {statistics.median(r.ratios):.3f} "
+                     f"| {min(r.ratios):.3f}..{max(r.ratios):.3f} "
                      f"| ±{r.noise:.3f} | {'yes' if r.within else 'no'} | {r.cpu_ratio:.3f} |")
     noisy = [f"{r.network} at batch {r.batch}" for r in results if r.noise > TARGET - 1]
     if noisy:

@@ -270,12 +270,14 @@ def summary(timings: dict[str, Timing], stage_times: dict[str, dict[str, float]]
         ms = {k.split(":", 1)[1]: v["median"] for k, v in lat.items() if k.startswith(f"{name}:")}
         out.append(
             f"- {name}: archspec in-process takes {best['archspec-inprocess'] / best['torch-inprocess']:.2f}x "
-            f"torch.onnx.export's time (best rounds), as a command {best['archspec-command'] / best['torch-command']:.2f}x; "
+            f"torch.onnx.export's time (best rounds), as a command "
+            f"{best['archspec-command'] / best['torch-command']:.2f}x; "
             f"of one compile's {sum(stage_times[name].values()):.1f} s, {own:.1f} s are archspec's own (spec, module, "
             f"checkpoint, save, checker), the rest torch.export and the exporter. The legacy exporter is "
             f"{best['torch-inprocess'] / best['legacy-inprocess']:.1f}x faster than the dynamo one. onnxruntime median "
-            f"latency: archspec's graph {ms['archspec (dynamo)']:.0f} ms, the legacy graph {ms['torchvision, legacy']:.0f} "
-            f"ms, torchvision's own dynamo graph (optimize=False) {ms['torchvision, dynamo']:.0f} ms.")
+            f"latency: archspec's graph {ms['archspec (dynamo)']:.0f} ms, the legacy graph "
+            f"{ms['torchvision, legacy']:.0f} ms, torchvision's own dynamo graph (optimize=False) "
+            f"{ms['torchvision, dynamo']:.0f} ms.")
     return out + [""]
 
 
@@ -295,7 +297,8 @@ def export_table(timings: dict[str, Timing]) -> list[str]:
         t = {k.split(":", 1)[1]: v for k, v in timings.items() if k.startswith(f"{name}:")}
         lines.append(f"| {name} | {_cell(t['archspec-command'])} | {_cell(t['torch-command'])} | "
                      f"{t['archspec-command'].best / t['torch-command'].best:.2f} | {_cell(t['archspec-inprocess'])} | "
-                     f"{_cell(t['torch-inprocess'])} | {t['archspec-inprocess'].best / t['torch-inprocess'].best:.2f} | "
+                     f"{_cell(t['torch-inprocess'])} | "
+                     f"{t['archspec-inprocess'].best / t['torch-inprocess'].best:.2f} | "
                      f"{_cell(t['legacy-inprocess'])} |")
     return [*lines, ""]
 

@@ -172,7 +172,9 @@ def markdown(r: dict, epochs: int) -> str:
     m = r["machine"]
     lines = ["# `archspec train`: the book's Fashion-MNIST results, reproduced", "",
              (f"Measured {m['date']} by `python benchmarks/bench_train.py`: {m['cpus']} CPU cores, "
-             f"torch.set_num_threads({m['threads']}){', OMP_WAIT_POLICY=' + m['omp_wait_policy'] if m['omp_wait_policy'] else ''}, no GPU; torch {m['torch']}, torchvision {m['torchvision']}, "
+             f"torch.set_num_threads({m['threads']})"
+             f"{', OMP_WAIT_POLICY=' + m['omp_wait_policy'] if m['omp_wait_policy'] else ''}, "
+             f"no GPU; torch {m['torch']}, torchvision {m['torchvision']}, "
              f"lightning {m['lightning']}, Python {m['python']}. Load average at the start "
              f"{m['load_average'][0]:.1f} (the machine was shared)."), "",
              (f"Data: Debian's dataset-fashion-mnist, unpacked by `archspec data` with the pinned SHA-256s checked "

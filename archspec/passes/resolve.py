@@ -10,7 +10,7 @@ from typing import Iterator
 
 from .. import ir
 from ..errors import ArchError, Diagnostic, did_you_mean, io_error
-from ..evaluate import BUILTINS, names_in
+from ..evaluate import BUILTINS
 from ..layers import LAYERS, REQUIRED
 from ..loader import Program
 

@@ -33,7 +33,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST if it is not in ROOT")
     p.add_argument("--resize", type=_positive, metavar="N", help="resize images to NxN and set the network's "
                    "input to C,N,N (default: the network's input size)")
-    p.add_argument("--epochs", type=_positive, metavar="N", help="epochs to train in all (default 10); may grow on --resume")
+    p.add_argument("--epochs", type=_positive, metavar="N",
+                   help="epochs to train in all (default 10); may grow on --resume")
     p.add_argument("--batch-size", type=_positive, metavar="N", help="the minibatch size (default 128)")
     p.add_argument("--lr", type=_positive_float, metavar="F", help="the SGD learning rate (default 0.1)")
     p.add_argument("--init", choices=("xavier", "default"), help="Xavier-uniform conv and linear weights "
@@ -176,7 +177,8 @@ def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
         bad.append("--set " + " ".join(f"{k}={v}" for k, v in args.overrides) + " (the run used "
                    + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "none") + ")")
     if args.input and list(args.input) != rec["spec"]["input"]:
-        bad.append(f"--input {','.join(map(str, args.input))} (the run used {','.join(map(str, rec['spec']['input']))})")
+        used = ",".join(map(str, rec["spec"]["input"]))
+        bad.append(f"--input {','.join(map(str, args.input))} (the run used {used})")
     if bad:
         raise io_error("E708", f"--resume {out} continues the run as it was recorded; these flags differ: "
                        + "; ".join(bad))
