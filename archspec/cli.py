@@ -7,7 +7,9 @@ Exit statuses, for every command: 0 success, 1 a problem in the user's spec or d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 from typing import Any, Callable
@@ -24,6 +26,7 @@ from .errors import (
     Sources,
     Span,
     as_json,
+    io_error,
     render,
     render_github,
 )
@@ -54,6 +57,16 @@ def _positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return n
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(s) or s <= 0 or s > 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 and at most 3600, got {text!r}")
+    return s
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -121,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_non_negative, default=5)
     how = p.add_mutually_exclusive_group()
     how.add_argument("--iters", type=_positive, default=None, help="timed iterations per batch (default 30)")
-    how.add_argument("--seconds", type=float, default=None, help="time each batch for this long instead")
+    how.add_argument("--seconds", type=_positive_seconds, default=None, metavar="S",
+                     help="time each batch for this long instead")
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch and onnxruntime")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
@@ -345,6 +359,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return code
     from .bench import BenchOptions, as_table, bench_spec
 
+    if args.output:  # refuse a path that cannot be written now, not after minutes of timing
+        try:
+            _check_output_file(args.output)
+        except ArchError as exc:
+            report(exc.diagnostics, spec.sources)
+            return exc.exit_code
     opts = BenchOptions(batches=args.batch, backends=args.backends, device=args.device, providers=args.ort_providers,
                         dtype=args.dtype, warmup=args.warmup, iters=args.iters or (None if args.seconds else 30),
                         seconds=args.seconds, threads=args.threads, channels_last=args.channels_last)
@@ -355,7 +375,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return exc.exit_code
     text = json.dumps(result, indent=2)
     if args.output:
-        _write_atomic(args.output, text + "\n")
+        try:
+            _write_atomic(args.output, text + "\n")
+        except ArchError as exc:
+            report(exc.diagnostics, spec.sources)
+            return exc.exit_code
     print(text if args.format == "json" else as_table(result), end="" if args.format != "json" else "\n")
     return EXIT_OK
 
@@ -367,14 +391,34 @@ def _progress(done: int, total: int, what: str) -> None:
     print(f"\r[{bar}] {done}/{total} {what}".ljust(78), end=end, file=sys.stderr, flush=True)
 
 
+def _check_output_file(path: str) -> None:
+    """Refuse an output file path that is a folder, or whose folder is missing or read-only."""
+    if os.path.isdir(path):
+        raise io_error("E604", f"the output path `{path}` is a folder, not a file", Span(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` does not exist", Span(path))
+    if not os.access(folder, os.W_OK):
+        raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` is not writable", Span(path))
+
+
 def _write_atomic(path: str, text: str) -> None:
+    """Write a whole file or none: a temporary file beside it, moved over it when complete."""
     import tempfile
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".archspec-", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    _check_output_file(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".archspec-", dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise io_error("E001", f"cannot write `{path}`: {exc.strerror or exc}", Span(path)) from None
 
 
 @command

@@ -217,3 +217,33 @@ def test_gpu_path() -> None:
             assert rec["providers"][0] == "CUDAExecutionProvider"
         else:
             assert rec["torch_peak_allocated_mb"] > 0
+
+
+@pytest.mark.parametrize("where, code, text", [
+    ("missing/r.json", "E001", "does not exist"),
+    (".", "E604", "is a folder, not a file"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_timing(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                                   where: str, code: str, text: str) -> None:
+    out = tmp_path / where
+    assert main(["bench", LENET, "--iters", "1", "--warmup", "0", "--backends", "torch", "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"error[{code}]" in captured.err and text in captured.err
+    assert "torch" not in captured.out  # refused before any timing: no table
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0", "abc"])
+def test_seconds_must_be_a_finite_positive_number(capsys: pytest.CaptureFixture, seconds: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", LENET, "--seconds", seconds])
+    assert exc.value.code == 2 and "--seconds" in capsys.readouterr().err
+
+
+def test_the_report_file_is_written_whole_and_readable(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    assert main(["bench", LENET, "--iters", "1", "--warmup", "0", "--backends", "torch", "--batch", "1",
+                 "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["results"][0]["backend"] == "torch"
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
