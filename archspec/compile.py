@@ -139,6 +139,10 @@ def _module(spec: Spec, opts: Options):
     from .codegen import build_module
 
     module = build_module(spec, seed=opts.seed).eval()
+    if opts.verify:  # the module is the spec's network, shape for shape, before anything is exported
+        from .export.verify import check_module
+
+        check_module(module, spec.network, opts.batch or 2)
     metadata = {"archspec.spec_sha256": spec_hash(spec.sources.texts), "archspec.seed": str(opts.seed)}
     if opts.weights:
         from .export.weights import check_metadata, fit, read_checkpoint

@@ -313,3 +313,67 @@ def test_example_train_one_step():
                           cwd=ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "loss before" in done.stdout and "after" in done.stdout
+
+
+# ---- named containers: a named add or concat is a module that sums or joins its branches ------------
+
+NAMED = """
+network named() {
+    input [8, 8, 8]
+    r = concat { conv2d(3, kernel=1) conv2d(5, kernel=1) }
+    s = add { a = conv2d(8, kernel=1) b = conv2d(8, kernel=1) }
+    t = add { c = seq { conv2d(8, kernel=3, padding=1) relu } identity }
+    u = concat { identity relu }
+}
+"""
+
+
+def test_named_add_and_concat_compute_their_branches():
+    spec = archspec.loads(NAMED)
+    m = spec.to_torch(seed=0).eval()
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        r = torch.cat([getattr(m.r, "0")(x), getattr(m.r, "1")(x)], dim=1)
+        s = m.s.a(r) + m.s.b(r)
+        t = torch.relu(m.t.c[0](s)) + s
+        want = torch.cat([t, torch.relu(t)], dim=1)
+        got = m(x)
+    assert got.shape == (2, 16, 8, 8) == (2, *spec.output_shape)
+    torch.testing.assert_close(got, want)
+
+
+def test_check_module_runs_the_spec_independently_and_catches_a_miswired_forward():
+    from archspec.errors import ArchError
+    from archspec.export.verify import check_module
+
+    spec = archspec.loads(NAMED)
+    m = spec.to_torch(seed=0)
+    check_module(m, spec.network)  # the generated module is the spec's network
+    m.s.forward = lambda x: m.s.b(m.s.a(x))  # the branches run in a chain, not summed: same shapes
+    with pytest.raises(ArchError) as exc:
+        check_module(m, spec.network)
+    assert exc.value.diagnostics[0].code == "E607" and "differs from the spec's" in exc.value.diagnostics[0].message
+    m = spec.to_torch(seed=0)
+    m.r.forward = lambda x: getattr(m.r, "1")(getattr(m.r, "0")(x))  # a concat run as a chain: fails to run
+    with pytest.raises(ArchError) as exc:
+        check_module(m, spec.network)
+    assert exc.value.diagnostics[0].code == "E607"
+
+
+def test_compile_refuses_a_module_that_is_not_the_spec(tmp_path, monkeypatch):
+    import archspec.codegen
+    from archspec.compile import Options, compile_spec
+    from archspec.errors import ArchError
+
+    spec = archspec.loads(NAMED)
+    real = archspec.codegen.build_module
+
+    def miswired(s, seed=0):
+        m = real(s, seed=seed)
+        m.s.forward = lambda x: m.s.b(m.s.a(x))
+        return m
+    monkeypatch.setattr(archspec.codegen, "build_module", miswired)
+    with pytest.raises(ArchError) as exc:
+        compile_spec(spec, Options(formats=("python", "torchscript"), out_dir=str(tmp_path / "out")))
+    assert exc.value.diagnostics[0].code == "E607"
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

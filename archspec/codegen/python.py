@@ -172,7 +172,8 @@ class Generator:
             where = f" of {file_name(d.span.file)}:{d.span.line}" if d is not None else ""
             shapes = "" if params else f": {show_shape(['N', *node.in_shape])} -> {show_shape(['N', *node.out_shape])}"
             return f"The `{node.op}` block{where}{shapes}."
-        return f"`{node.label}`, an {node.kind} of {file_name(self.net.file)}:{node.span.line}."
+        article = "an" if node.kind == "add" else "a"
+        return f"`{node.label}`, {article} {node.kind} of {file_name(self.net.file)}:{node.span.line}."
 
     def _body(self, node: ir.Node) -> list[str]:
         if _is_chain(node):
@@ -189,7 +190,8 @@ class Generator:
             else:
                 init.append(f'    self.add_module("{c.segment}", {make})')
         fwd = _Forward()
-        out = fwd.chain(node.children, "x")
+        # A named add or concat is a module of its own: its forward sums or joins its branches.
+        out = fwd.combine(node, "x") if node.kind in ("add", "concat") else fwd.chain(node.children, "x")
         return init + ["", "def forward(self, x: torch.Tensor) -> torch.Tensor:",
                        *[f"    {line}" for line in fwd.lines], f"    return {out}"]
 
@@ -271,7 +273,7 @@ class _Forward:
         return x
 
     def combine(self, node: ir.Node, x: str) -> str:
-        """An anonymous add or concat: each branch from `x`, then their sum or concatenation."""
+        """An add or concat: each branch from `x`, then their sum or concatenation."""
         parts = []
         for i, b in enumerate(node.children):
             e = self.expr(b, x)

@@ -64,6 +64,63 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
     return checks
 
 
+def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> None:
+    """Check the module against a second reading of the spec: an interpreter that walks the IR,
+    runs each layer with the module's own submodule at that path (its weights) or, for layers the
+    module computes inline, one built from the same per-layer table, sums `add` branches and joins
+    `concat` ones. Every node's output shape must be the one archspec inferred, and the module's
+    output must equal the interpreter's: so the generated forward wires the spec's branches as
+    written. Raises E607 at the first difference, in execution order."""
+    from ..codegen.layers import MODULES
+
+    subs = dict(module.named_modules())
+
+    def where(n: ir.Node) -> str:
+        return f"`{n.path or n.op}` ({n.op} at {n.span.file}:{n.span.line})"
+
+    def run(n: ir.Node, x: torch.Tensor) -> torch.Tensor:
+        if n.kind == "layer":
+            layer = subs.get(n.path) if n.segment is not None else None
+            if layer is None:
+                layer = eval(MODULES[n.op](n), {"nn": torch.nn, "torch": torch})  # noqa: S307 (our own table)
+                layer.eval()
+            y = layer(x.clone())  # a copy: an in-place layer must not change a tensor a sibling branch reads
+        elif n.kind == "add":
+            parts = [run(c, x) for c in n.children]
+            y = parts[0]
+            for p in parts[1:]:
+                y = y + p
+        elif n.kind == "concat":
+            y = torch.cat([run(c, x) for c in n.children], dim=1)
+        else:  # seq, block: one after the other
+            y = x
+            for c in n.children:
+                y = run(c, y)
+        if tuple(y.shape) != (batch, *n.out_shape):
+            raise error("E607", f"the spec's {where(n)} gives shape {list(y.shape)} when run, but archspec "
+                                f"inferred {[batch, *n.out_shape]}", Span(net.file))
+        return y
+
+    was_training = module.training
+    module.eval()
+    try:
+        x = example_input(net.input_shape, batch)
+        with torch.no_grad():
+            want = run(net.root, x)
+            try:
+                got = module(x.clone())
+            except RuntimeError as exc:
+                raise error("E607", f"the torch module fails on an input of the spec's shape: "
+                                    f"{str(exc).splitlines()[0][:300]}", Span(net.file)) from None
+    finally:
+        module.train(was_training)
+    if tuple(got.shape) != tuple(want.shape) or not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
+        diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
+        raise error("E607", f"the torch module's output differs from the spec's, run layer by layer: max abs "
+                            f"difference {diff:.3g} (shapes {list(got.shape)} and {list(want.shape)})",
+                    Span(net.file))
+
+
 def _layers(node: ir.Node):
     for c in node.children:
         if c.kind == "layer":
