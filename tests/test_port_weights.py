@@ -90,6 +90,32 @@ def test_from_a_module_in_execution_order(spec, hand):
     assert torch.equal(state["0.weight"], hand.c1.weight) and torch.equal(state["11.bias"], hand.fc3.bias)
 
 
+def test_the_package_api_takes_the_input_shape_from_the_generated_source(spec, hand, tmp_path):
+    ours = spec.to_torch(seed=1)
+    state = archspec.port_weights(ours, hand)  # no example: INPUT_SHAPE of the module's source
+    same_outputs(ours, hand)
+    assert list(state) == list(ours.state_dict())
+    # the same for a module imported from the .py that `compile` writes
+    assert main(["compile", SPEC, "-f", "python", "-o", str(tmp_path)]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import lenet as compiled
+
+        assert compiled.INPUT_SHAPE == (1, 28, 28)
+        mine = compiled.Lenet()
+        archspec.port_weights(mine, hand)
+        same_outputs(mine, hand)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lenet", None)
+
+
+def test_a_module_of_unknown_input_needs_an_example(hand):
+    with pytest.raises(archspec.ArchError) as exc:
+        archspec.port_weights(HandLeNet(), hand)
+    assert exc.value.diagnostics[0].code == "E601" and "pass `example`" in exc.value.diagnostics[0].message
+
+
 def test_from_a_state_dict_file_in_execution_order(spec, hand, tmp_path):
     path = tmp_path / "foreign.pth"
     torch.save({f"tensor{i}": v.detach() for i, (_, v) in enumerate(in_running_order(hand))}, path)

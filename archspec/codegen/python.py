@@ -328,6 +328,7 @@ def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool) -> lis
         "",
         f'__all__ = ["{root_class}"]',
         f'MODEL = "{root_class}"',
+        f"INPUT_SHAPE = {tuple(net.input_shape)!r}  # one sample: the batch dimension comes first",
     ]
 
 

@@ -139,12 +139,17 @@ def _stateful_in_order(module: torch.nn.Module, example: torch.Tensor) -> list[t
 
 
 def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, torch.Tensor] | str,
-                 example: torch.Tensor, where: str = "<source>") -> dict[str, torch.Tensor]:
+                 example: torch.Tensor | None = None, where: str = "<source>") -> dict[str, torch.Tensor]:
     """Map a source's parameters and buffers onto `target` in execution order, checking every shape.
 
-    `source` is a torch module, a state_dict, or the path of a checkpoint file. Returns the
-    target's new state_dict (also loaded into `target`); raises E601 at the first mismatch.
+    `target` is a module built from a spec (`spec.to_torch()`, or the class of a compiled `.py`);
+    `source` is a torch module, a state_dict, or the path of a checkpoint file. `example` is an
+    input that runs both, to find the execution order; by default a batch of 2 of the spec's
+    input shape (the `INPUT_SHAPE` of the generated source). Returns the target's new state_dict
+    (also loaded into `target`); raises E601 at the first mismatch.
     """
+    if example is None:
+        example = _default_example(target)
     if isinstance(source, str):
         where = source
         source, _ = read_checkpoint(source)
@@ -175,6 +180,18 @@ def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, to
                     Span(where), how)
     fit(target, mapped, where)
     return target.state_dict()
+
+
+def _default_example(target: torch.nn.Module) -> torch.Tensor:
+    import sys
+
+    from .pt2 import example_input
+
+    shape = getattr(sys.modules.get(type(target).__module__), "INPUT_SHAPE", None)
+    if shape is None:
+        raise error("E601", f"cannot tell the input shape of {type(target).__name__}: pass `example`, an input "
+                            "tensor that both networks take")
+    return example_input(tuple(shape), 2)
 
 
 def save_ported(spec, source: str, out: str) -> int:

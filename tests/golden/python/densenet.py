@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = ["Densenet"]
 MODEL = "Densenet"
+INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 
 
 class DenseBlock(nn.Module):

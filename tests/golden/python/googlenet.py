@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = ["Googlenet"]
 MODEL = "Googlenet"
+INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 
 
 class Inception(nn.Module):

@@ -12,6 +12,7 @@ from torch import nn
 
 __all__ = ["LenetBn"]
 MODEL = "LenetBn"
+INPUT_SHAPE = (1, 28, 28)  # one sample: the batch dimension comes first
 
 
 class LenetBn(nn.Sequential):

@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = ["Resnet18"]
 MODEL = "Resnet18"
+INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 
 
 class Residual(nn.Module):

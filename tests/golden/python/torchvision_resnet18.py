@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = ["Resnet18"]
 MODEL = "Resnet18"
+INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 
 
 class BasicBlock(nn.Module):

@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = ["Resnet50"]
 MODEL = "Resnet50"
+INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Bottleneck(nn.Module):

@@ -12,6 +12,7 @@ from torch import nn
 
 __all__ = ["Vgg11"]
 MODEL = "Vgg11"
+INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Vgg11(nn.Sequential):

@@ -12,6 +12,7 @@ from torch import nn
 
 __all__ = ["VggSmall"]
 MODEL = "VggSmall"
+INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 
 
 class VggSmall(nn.Sequential):
