@@ -59,6 +59,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text!r}")
+    return n
+
+
 def _positive_seconds(text: str) -> float:
     try:
         s = float(text)
@@ -115,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=_positive, default=18, help="the ONNX opset (default 18)")
     p.add_argument("--batch", type=_batch, default=None, metavar="dynamic|N",
                    help="a fixed batch size for the exports (default: a dynamic batch axis)")
-    p.add_argument("--seed", type=int, default=0, help="the seed of the initial weights (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="the seed of the initial weights (default 0)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running every artifact against the torch module")
 
@@ -427,8 +437,12 @@ def cmd_port_weights(args: argparse.Namespace) -> int:
     if spec is None:
         return code
     try:
-        from .export.weights import save_ported
+        try:
+            import safetensors.torch  # noqa: F401
 
+            from .export.weights import save_ported
+        except ImportError:
+            raise io_error("E609", "port-weights needs torch and safetensors: pip install 'archspec[torch]'") from None
         n = save_ported(spec, args.source, args.out)
     except ArchError as exc:
         report(exc.diagnostics, spec.sources)

@@ -238,3 +238,33 @@ def test_no_verify_skips_verification(capfd, monkeypatch, tmp_path: Path, verify
     assert sorted(os.listdir(tmp_path / "out")) == ["resnext.onnx", "resnext.pt", "resnext.pt2", "resnext.py"]
     assert ("verified: torchscript, pt2, onnx equal" in output) == verify
     assert calls == ([1] if verify else [])
+
+
+# ---- resources and arguments that could only fail deep inside torch --------------------------------
+
+
+def test_a_network_that_does_not_fit_in_memory_is_refused_before_allocating(tmp_path, capsys, monkeypatch):
+    import archspec.codegen.build as build
+
+    monkeypatch.setattr(build, "available_memory", lambda: 100_000)  # bytes; LeNet's weights need 246,824
+    out = tmp_path / "out"
+    assert main(["compile", "specs/lenet.arch", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error[E610]" in err and "61,706 parameters need" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    monkeypatch.setattr(build, "available_memory", lambda: 300_000)
+    assert main(["compile", "specs/lenet.arch", "-f", "python,torchscript", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", "x"])
+def test_a_seed_out_of_range_is_a_usage_error(seed, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compile", "specs/lenet.arch", "--seed", seed])
+    assert exc.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_port_weights_without_safetensors_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # as if the package were not installed
+    assert main(["port-weights", "specs/lenet.arch", "--from", "x.pth", "-o", str(tmp_path / "y.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "error[E609]" in err and "pip install 'archspec[torch]'" in err and not list(tmp_path.iterdir())

@@ -11,9 +11,13 @@ def source_of(spec) -> str:
 
 
 def build_module(spec, seed: int = 0):
-    """The Spec as a torch nn.Module, built by executing its generated source."""
-    from .build import instantiate, load_source
+    """The Spec as a torch nn.Module, built by executing its generated source.
 
+    Refused (E610, exit 2) before anything is allocated when its fp32 weights would not fit in
+    the memory this machine has available."""
+    from .build import check_memory, instantiate, load_source
+
+    check_memory(spec)
     source = source_of(spec)
     tag = f"{spec.name}_{spec_hash({'': source})[:12]}"
     return instantiate(load_source(source, tag), seed)

@@ -32,6 +32,29 @@ def load_source(source: str, tag: str) -> types.ModuleType:
     return module
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(spec) -> None:
+    """Refuse a network whose fp32 weights would not fit in the available memory, before allocating."""
+    from ..errors import Span, io_error
+
+    need = spec.params * 4
+    have = available_memory()
+    if have is not None and need > have:
+        raise io_error("E610", f"the network's {spec.params:,} parameters need {need / 2**30:.1f} GiB as fp32; this "
+                               f"machine has {have / 2**30:.1f} GiB available", Span(spec.network.file))
+
+
 def instantiate(module: types.ModuleType, seed: int = 0) -> torch.nn.Module:
     """The network with initial weights fixed by `seed`, leaving the global RNG as it was."""
     cls = getattr(module, module.MODEL)
