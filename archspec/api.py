@@ -60,7 +60,7 @@ class Spec:
 def overrides_from(values: dict[str, Any] | None = None, texts: dict[str, str] | None = None,
                    input: tuple[int, ...] | None = None, batch: int = 1) -> Overrides:
     """Overrides from Python values (the API) or from `--set` texts in the language's syntax."""
-    o = Overrides(input=tuple(input) if input is not None else None, batch=batch)
+    o = Overrides(input=_input_shape(input), batch=_batch(batch))
     for key, text in (texts or {}).items():
         o.values[key] = parse_expr(text, f"<--set {key}>")
         o.texts[key] = text
@@ -69,6 +69,27 @@ def overrides_from(values: dict[str, Any] | None = None, texts: dict[str, str] |
         o.values[key] = parse_expr(text, f"<{key}=>")
         o.texts[key] = text
     return o
+
+
+def _is_size(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _input_shape(dims: Any) -> tuple[int, ...] | None:
+    """`input=`: a shape without the batch dimension, such as (3, 224, 224), refused as the spec's
+    own `input` statement would refuse it."""
+    if dims is None:
+        return None
+    if not isinstance(dims, (tuple, list)) or not dims or not all(_is_size(d) for d in dims):
+        raise error("E302", f"input= must be a tuple of positive ints such as (3, 224, 224), got {dims!r}",
+                    Span("<input=>"))
+    return tuple(dims)
+
+
+def _batch(batch: Any) -> int:
+    if not _is_size(batch):
+        raise error("E302", f"batch= must be a positive int, got {batch!r}", Span("<batch=>"))
+    return batch
 
 
 def _literal(v: Any, key: str) -> str:

@@ -289,3 +289,18 @@ def test_loads_finds_imports_beside_the_file_it_is_named_after(tmp_path, monkeyp
     with pytest.raises(archspec.ArchError) as exc:
         archspec.loads(path.read_text())  # unnamed text imports from the working folder
     assert exc.value.diagnostics[0].code == "E210"
+
+
+@pytest.mark.parametrize("kw", [dict(input="3,64,64"), dict(input=(3.5, 64, 64)), dict(input=(True, 64, 64)),
+                                dict(input=()), dict(input=(1, 0, 28)), dict(batch=-1), dict(batch=0),
+                                dict(batch=2.0), dict(batch=True)])
+def test_api_input_and_batch_are_checked_as_the_spec_would_check_them(kw):
+    with pytest.raises(archspec.ArchError) as exc:
+        archspec.load("specs/resnet18.arch", **kw)
+    assert exc.value.diagnostics[0].code == "E302"
+
+
+def test_api_input_and_batch_accept_lists_and_tuples():
+    a = archspec.load("specs/resnet18.arch", input=(1, 64, 64), batch=4).summary()
+    b = archspec.load("specs/resnet18.arch", input=[1, 64, 64], batch=4).summary()
+    assert a == b and a["input"] == [4, 1, 64, 64]
