@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import ir
-from .errors import ArchError, Diagnostic, Sources, Span, error
+from .errors import ArchError, Diagnostic, Sources, Span, error, io_error
 from .loader import Program, load_file, load_text
 from .parse import parse_expr
 from .passes import Overrides, expand, resolve, run_passes
@@ -133,7 +133,7 @@ def _guarded(fn):
     try:
         return fn()
     except RecursionError:
-        raise error("E005", "the spec is nested too deeply to analyse") from None
+        raise io_error("E005", "the spec is nested too deeply to analyse") from None
 
 
 __all__ = ["Spec", "load", "loads", "ArchError"]

@@ -329,3 +329,32 @@ def test_the_onnx_example_runs(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "agreement with the torch module: 8/8" in proc.stdout, proc.stdout
     assert (tmp_path / "lenet.onnx").exists()
+
+
+# ---- E608: the exporter or the ONNX checks refuse ---------------------------------------------------
+
+
+def test_a_failing_torch_export_is_reported_as_e608_with_its_cause():
+    from archspec.compile import _exporting
+
+    def broken():
+        raise RuntimeError("Dynamic control flow is not supported\nlong details")
+    with pytest.raises(archspec.ArchError) as exc:
+        _exporting(broken)
+    d = exc.value.diagnostics[0]
+    assert d.code == "E608" and d.message == "torch.export failed: Dynamic control flow is not supported"
+
+
+def test_onnx_shapes_that_disagree_with_archspecs_are_e608(tmp_path: Path) -> None:
+    from archspec.export.onnx import check_onnx
+
+    spec = archspec.load("specs/lenet.arch")
+    compile_spec(spec, Options(formats=("onnx",), out_dir=str(tmp_path), verify=False))
+    path = str(tmp_path / "lenet.onnx")
+    check_onnx(path, spec.network)  # agrees
+    root = spec.network.root
+    wrong = spec.network.model_copy(update={"root": root.model_copy(update={"out_shape": (11,)})})
+    with pytest.raises(archspec.ArchError) as exc:
+        check_onnx(path, wrong)
+    d = exc.value.diagnostics[0]
+    assert d.code == "E608" and "archspec infers ['batch', 11]" in d.message

@@ -7,11 +7,12 @@ enclosing block or network, loops and branches open no scope of their own.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ir
-from ..errors import ArchError, Diagnostic, Span, did_you_mean, error, io_error
+from ..errors import ArchError, Span, did_you_mean, error, io_error
 from ..evaluate import evaluate
 from ..layers import COERCE, LAYERS, REQUIRED, show, type_name
 from ..loader import Program
@@ -211,13 +212,13 @@ def _block(c: ir.Call, label: str | None, env: dict, run: _Run, lspan: Span | No
         else:
             local[p.name] = _typed(p, evaluate(p.default, local), p.default.span)
     if run.depth >= MAX_CALL_DEPTH:
-        raise error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
+        raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
     run.depth += 1
     try:
         children = _body(d.body, local, run)
     except ArchError as exc:
         # Say where the block was called from: the error sits inside its definition.
-        raise ArchError([Diagnostic(x.code, x.message, x.span, x.notes + (f"in `{c.name}` called at {c.span}",))
+        raise ArchError([dataclasses.replace(x, notes=x.notes + (f"in `{c.name}` called at {c.span}",))
                          if len(x.notes) < 8 else x for x in exc.diagnostics]) from None
     finally:
         run.depth -= 1
