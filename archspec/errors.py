@@ -137,14 +137,27 @@ def _window(src: str, column: int, width: int) -> tuple[str, int, int]:
     return head + src[start: start + SHOWN] + tail, column, min(width, SHOWN + len(head) - column + 1)
 
 
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def render_github(diag: Diagnostic) -> str:
-    """A GitHub Actions workflow command, so the error shows on the pull request's line."""
+    """A GitHub Actions workflow command, so the error shows on the pull request's line.
+
+    Values are escaped as the runner expects: `%`, CR and LF everywhere, and `:` and `,` in the
+    properties too, so any file name or message keeps the command whole."""
     kind = "warning" if diag.severity == "warning" else "error"
-    msg = (diag.message + "".join("\n" + n for n in diag.notes)).replace("%", "%25").replace("\n", "%0A")
-    loc = f"file={diag.span.file}"
+    msg = _escape_data(diag.message + "".join("\n" + n for n in diag.notes))
+    loc = f"file={_escape_property(diag.span.file)}"
     if diag.span.line:
         loc += f",line={diag.span.line},col={diag.span.column}"
-    return f"::{kind} {loc},title={diag.code}::{msg}"
+        if diag.span.end_line:
+            loc += f",endLine={diag.span.end_line},endColumn={diag.span.end_column}"
+    return f"::{kind} {loc},title={_escape_property(diag.code)}::{msg}"
 
 
 def as_json(diag: Diagnostic) -> dict:
@@ -153,9 +166,10 @@ def as_json(diag: Diagnostic) -> dict:
         "severity": diag.severity,
         "message": diag.message,
         "file": diag.span.file,
-        "line": diag.span.line,
-        "column": diag.span.column,
-        "end_line": diag.span.end_line,
-        "end_column": diag.span.end_column,
+        # A file-level problem (missing, empty, no network) has no position: null, not 0.
+        "line": diag.span.line or None,
+        "column": diag.span.column or None,
+        "end_line": diag.span.end_line or None,
+        "end_column": diag.span.end_column or None,
         "notes": list(diag.notes),
     }

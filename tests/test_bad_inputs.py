@@ -43,8 +43,8 @@ SUBPROCESS = {"syntax_expected", "binary", "werror", "unknown_network"}
 
 HEADER = re.compile(r"^(?P<file>.*?)(?::(?P<line>\d+):(?P<column>\d+))?: (?P<severity>error|warning)"
                     r"\[(?P<code>[EW]\d{3})\]: (?P<message>.*)$")
-GITHUB = re.compile(r"^::(?P<kind>error|warning) file=(?P<file>[^,]+)(?:,line=(?P<line>\d+),col=(?P<column>\d+))?"
-                    r",title=(?P<code>[EW]\d{3})::(?P<message>.*)$")
+GITHUB = re.compile(r"^::(?P<kind>error|warning) file=(?P<file>[^,:]+)(?:,line=(?P<line>\d+),col=(?P<column>\d+)"
+                    r"(?:,endLine=\d+,endColumn=\d+)?)?,title=(?P<code>[EW]\d{3})::(?P<message>[^\r\n]*)$")
 EXPECT = re.compile(r"^#?\s*expect:\s*(?P<code>[EW]\d{3})\s+(?P<where>\S+)(?:\s+(?P<message>.*))?$")
 
 
@@ -221,6 +221,17 @@ def test_bad_input_for_github(path: Path, capsys):
     _matches(case, [{**d, "severity": d["kind"], "message": d["message"].replace("%0A", "\n").replace("%25", "%")}
                     for d in got])
     assert code == case.exit
+
+
+def test_github_annotations_escape_what_would_break_them(capsys, tmp_path):
+    odd = tmp_path / "a,b:c%d.arch"
+    odd.write_text("network n() {\n    input [1, 4, 4]\n    conv2d(2, kernel=5)\n}\n")
+    code, out, err = _run(capsys, ["check", str(odd), "--format", "github"])
+    assert code == 1 and len(out.splitlines()) == 1
+    m = GITHUB.match(out.strip())
+    assert m and m["code"] == "E401" and (m["line"], m["column"]) == ("3", "5")
+    assert m["file"].replace("%2C", ",").replace("%3A", ":").replace("%25", "%") == str(odd)
+    assert ",endLine=3,endColumn=24," in out and "%0Ainput shape [1, 4, 4]" in m["message"]
 
 
 # ---- I/O errors that no file in the corpus can stand for ---------------------------------
