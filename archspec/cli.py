@@ -221,12 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+MAX_REPORTED = 100  # diagnostics printed in text and github formats; JSON lists them all
+
+
 def report(diags: list[Diagnostic], sources: Sources, fmt: str = "text") -> None:
-    for d in sorted(diags, key=Diagnostic.sort_key):
+    ordered = sorted(diags, key=Diagnostic.sort_key)
+    for d in ordered[:MAX_REPORTED]:
         if fmt == "github":
             print(render_github(d))
         elif fmt == "text":
             print(render(d, sources), file=sys.stderr)
+    if len(ordered) > MAX_REPORTED:
+        rest = len(ordered) - MAX_REPORTED
+        print(f"archspec: {rest:,} more diagnostic{'s' * (rest != 1)} not shown (--format json lists them all)",
+              file=sys.stderr)
 
 
 def status(diags: list[Diagnostic]) -> int:

@@ -8,6 +8,7 @@ turned into these where they enter, so users never see a traceback for their own
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -85,7 +86,12 @@ def io_error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> Arch
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean `x`?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return _did_you_mean(word, tuple(sorted(set(choices))))
+
+
+@functools.lru_cache(maxsize=1024)  # a spec with the same typo a thousand times pays for it once
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close and word.lower() in {c.lower() for c in choices}:
         close = [c for c in choices if c.lower() == word.lower()][:1]
     return f"; did you mean `{close[0]}`?" if close else ""
@@ -96,12 +102,16 @@ class Sources:
     """The text of every file read in a run, so diagnostics can quote their line."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    _lines: dict[str, tuple[str, list[str]]] = field(default_factory=dict, repr=False, compare=False)
 
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
         if text is None or line < 1:
             return None
-        lines = text.splitlines()
+        cached = self._lines.get(file)
+        if cached is None or cached[0] is not text:  # split each file once, however many diagnostics
+            cached = self._lines[file] = (text, text.splitlines())
+        lines = cached[1]
         return lines[line - 1] if line <= len(lines) else ""
 
 
@@ -116,8 +126,8 @@ def render(diag: Diagnostic, sources: Sources | None = None) -> str:
         if diag.span.end_line == diag.span.line and diag.span.end_column > diag.span.column:
             width = diag.span.end_column - diag.span.column
         gutter = f"{diag.span.line:>4} | "
-        shown, column, width = _window(src.expandtabs(1), diag.span.column, width)
-        out.append(gutter + shown)
+        shown, column, width = _window(src, diag.span.column, width)
+        out.append(gutter + shown.replace("\t", " "))  # a tab shows as one space: the caret stays under the spot
         out.append(" " * (len(gutter) + column - 1) + "^" * max(1, width))
     out.extend(f"     = note: {n}" for n in diag.notes)
     return "\n".join(out)

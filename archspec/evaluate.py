@@ -87,6 +87,8 @@ def _message(exc: Exception) -> str:
         return "division by zero"
     if isinstance(exc, IndexError):
         return "index out of range"
+    if isinstance(exc, OverflowError) and len(exc.args) == 2:  # (errno, strerror) from float arithmetic
+        return "the result is too large a number"
     text = str(exc)
     for py, ours in (("'list'", "list"), ("'tuple'", "tuple"), ("'int'", "int"), ("'float'", "float"),
                      ("'bool'", "bool"), ("NoneType", "nothing")):

@@ -332,3 +332,13 @@ def test_werror_fails_the_network_it_promotes_and_says_so(capsys):
     assert code == 1 and "error[W601]" in err and err.count("W601") == 1
     assert f"{warned}: n: failed, 1 warning treated as errors (--werror)" in out
     assert "n: ok" not in out and "lenet: ok" in out
+
+
+def test_a_flood_of_errors_is_cut_short_in_text_but_whole_in_json(capsys, tmp_path):
+    flood = tmp_path / "flood.arch"
+    flood.write_text("network n() {\n    input [3, 8, 8]\n" + "    foo\n" * 150 + "}\n")
+    code, out, err = _run(capsys, ["check", str(flood)])
+    assert code == 1 and err.count("error[E201]") == 100
+    assert err.rstrip().endswith("archspec: 50 more diagnostics not shown (--format json lists them all)")
+    code, out, err = _run(capsys, ["check", str(flood), "--format", "json"])
+    assert len(json.loads(out)["diagnostics"]) == 150
