@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -214,8 +216,7 @@ def test_archspec_data_refuses_files_that_are_not_the_pinned_ones(tmp_path: Path
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("error[E703]") == 4 and "expected c59f468a" in err
-    raw = unpack.raw_folder(tmp_path / "root")
-    assert list(raw.iterdir()) == []  # nothing half-checked left behind
+    assert not (tmp_path / "root").exists()  # nothing half-checked left behind, not even the folders it made
 
 
 def test_archspec_data_unpacks_into_torchvisions_layout(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -240,3 +241,52 @@ def test_archspec_data_names_what_is_missing(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("archspec: error[E701]") and "train-images-idx3-ubyte.gz" in err and err.count("\n") == 1
 
+
+
+def _pins(src: Path) -> dict[str, str]:
+    """The SHA-256s of the decompressed contents of the small files in `src` (pinned in place of the real ones)."""
+    pins = {}
+    for name in unpack.FILES:
+        with gzip.open(src / f"{name}.gz") as fh:
+            pins[name] = hashlib.sha256(fh.read()).hexdigest()
+    return pins
+
+
+def test_archspec_data_writes_files_others_can_read(tmp_path: Path, monkeypatch) -> None:
+    """0644 under the usual umask, as train's artifacts (a temporary from mkstemp is 0600)."""
+    src = fashion_files(tmp_path / "debian", 8, 5)
+    monkeypatch.setattr(unpack, "SHA256", _pins(src))
+    old = os.umask(0o022)
+    try:
+        assert main(["data", "fashion-mnist", "--from", str(src), "--to", str(tmp_path / "root")]) == 0
+    finally:
+        os.umask(old)
+    raw = unpack.raw_folder(tmp_path / "root")
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in raw.iterdir()} == {f: 0o644 for f in unpack.FILES}
+
+
+def test_archspec_data_moves_in_all_four_files_or_none(tmp_path: Path, capsys, monkeypatch) -> None:
+    """One file off its pin: none of the four is written (not the three that passed), the folders it made
+    are gone, and files an earlier unpack put there stay as they were."""
+    src = fashion_files(tmp_path / "debian", 8, 5)
+    pins = _pins(src)
+    monkeypatch.setattr(unpack, "SHA256", {**pins, "t10k-labels-idx1-ubyte": "0" * 64})
+    assert main(["data", "fashion-mnist", "--from", str(src), "--to", str(tmp_path / "root")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error[E703]") == 1 and "t10k-labels-idx1-ubyte.gz" in err
+    assert not (tmp_path / "root").exists()
+    earlier = fashion_files(unpack.raw_folder(tmp_path / "kept"), 3, 2, seed=5, gz=False)
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    assert main(["data", "fashion-mnist", "--from", str(src), "--to", str(tmp_path / "kept")]) == 1
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before  # no temporaries either
+
+
+def test_archspec_data_on_a_corrupt_gzip_leaves_no_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    src = fashion_files(tmp_path / "debian", 8, 5)
+    monkeypatch.setattr(unpack, "SHA256", _pins(src))
+    (src / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    (tmp_path / "root").mkdir()  # it existed before: it stays; FashionMNIST/raw/ inside it did not
+    assert main(["data", "fashion-mnist", "--from", str(src), "--to", str(tmp_path / "root")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error[E702]: cannot read ") and "t10k-images-idx3-ubyte.gz" in err
+    assert list((tmp_path / "root").iterdir()) == []

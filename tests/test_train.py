@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,9 @@ from torch.utils.data import DataLoader
 
 import archspec
 from archspec.cli import main
+from archspec.errors import ArchError
 from archspec.export.weights import read_checkpoint
+from archspec.train import fit
 from archspec.train.data import load
 from archspec.train.module import Classifier, evaluate, init_xavier
 from archspec.train.recipe import BOOK, Recipe, Source, resolve
@@ -232,6 +235,121 @@ def test_interrupt_leaves_a_checkpoint_that_resumes(run3: Path, tiny: Path, tmp_
     assert rows(out)[:3] == [{**r, "seconds": rows(out)[i]["seconds"]} for i, r in enumerate(rows(run3))]
 
 
+def copy_run(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+def test_resume_refuses_other_data(run3: Path, tmp_path: Path, capsys) -> None:
+    """--data other than the run's, or the run's data changed in place: E708, and the run folder untouched
+    (it once went on with a duplicate epoch row, absurd seconds and a best accuracy over other images)."""
+    other = fashion_files(tmp_path / "other", 80, 41, seed=1)
+    out = copy_run(run3, tmp_path / "r")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cases = [
+        (["--data", f"fashion-mnist:{other}"], f"--data fashion-mnist:{other} differs"),
+        (["--data", f"imagefolder:{other}"], "differs"),
+    ]
+    for extra, words in cases:
+        assert main(["train", "specs/lenet.arch", "--resume", str(out), "--epochs", "4", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("archspec: error[E708]: ") and words in err and err.count("\n") == 1, err
+    with pytest.raises(ArchError) as exc:  # the Python API checks the same
+        fit(archspec.load("specs/lenet.arch"), f"fashion-mnist:{other}", str(out), resume=True, epochs=4)
+    assert exc.value.diagnostics[0].code == "E708"
+    summary = json.loads((out / "summary.json").read_text())
+    summary["data"]["source"] = f"fashion-mnist:{other}"  # as if the data at the recorded place had changed
+    (out / "summary.json").write_text(json.dumps(summary))
+    before["summary.json"] = (out / "summary.json").read_bytes()
+    assert main(["train", "specs/lenet.arch", "--resume", str(out), "--epochs", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error[E708]: the data in ") and "80 training and 41 validation" in err
+    assert "trained on 64 and 37" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_refuses_an_image_folder_whose_classes_changed(tmp_path: Path, capsys) -> None:
+    png_folder(tmp_path / "pics", per_class=5)
+    out = tmp_path / "run"
+    argv = ["train", "specs/lenet.arch", "--set", "num_classes=3", "--batch-size", "8"]
+    assert main([*argv, "--data", f"imagefolder:{tmp_path / 'pics'}", "--epochs", "1", "-o", str(out)]) == 0
+    (tmp_path / "pics" / "owl").rename(tmp_path / "pics" / "emu")
+    capsys.readouterr()
+    assert main([*argv, "--resume", str(out), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error[E708]: ") and "its classes are cat, dog, emu, the run's were cat, dog, owl" \
+        in err and err.count("\n") == 1
+
+
+def tiny_of(run: Path) -> str:
+    return json.loads((run / "summary.json").read_text())["data"]["source"].partition(":")[2]
+
+
+def test_resume_names_the_same_data_however_spelt(run3: Path, tmp_path: Path, monkeypatch) -> None:
+    out = copy_run(run3, tmp_path / "r")
+    tiny = Path(tiny_of(run3))
+    monkeypatch.chdir(tiny.parent)
+    assert main(["train", str(ROOT / "specs/lenet.arch"), "--resume", str(out), "--epochs", "3", "--data",
+                 f"fashion-mnist:{tiny.name}/../{tiny.name}"]) == 0
+    assert len(rows(out)) == 3
+
+
+def test_a_resumed_epoch_is_timed_from_its_own_start(run3: Path, tmp_path: Path) -> None:
+    """Lightning continues an epoch mid-way when the checkpoint's epochs had fewer batches (DDP on more
+    processes, say): that epoch is recorded once, timed from the start of this training (not from 0)."""
+    from archspec.train import run as R
+
+    out = copy_run(run3, tmp_path / "r")
+    spec = archspec.load("specs/lenet.arch")
+    more = load(Source("fashion-mnist", str(fashion_files(tmp_path / "more", 80, 37))), (1, 28, 28))
+    t = time.perf_counter()
+    summary = R.train(R.Run(spec, Recipe(epochs=4, batch_size=16), more), R.Where(out, device="cpu", resume=True))
+    elapsed = time.perf_counter() - t
+    assert [r["epoch"] for r in summary["history"]] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in rows(out)] == ["1", "2", "3", "4"]
+    assert all(0 <= r["seconds"] <= elapsed for r in summary["history"][2:])
+    assert summary["epochs"] == 4 and summary["seconds_per_epoch"] <= elapsed
+
+
+def _damage_summary(change):
+    def damage(out: Path) -> None:
+        s = json.loads((out / "summary.json").read_text())
+        change(s)
+        (out / "summary.json").write_text(json.dumps(s))
+    return damage
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda out: (out / "last.ckpt").write_text("garbage\n"), "last.ckpt is damaged (it is not a readable"),
+    (lambda out: (out / "last.ckpt").write_bytes((out / "last.ckpt").read_bytes()[:3000]), "last.ckpt is damaged"),
+    (lambda out: (out / "summary.json").write_text("{}"), "it has no `recipe` object"),
+    (lambda out: (out / "summary.json").write_text("[1, 2]"), "it is not a JSON object"),
+    (lambda out: (out / "summary.json").write_text("{not json"), "cannot read"),
+    (_damage_summary(lambda s: s["recipe"].update(lr="abc")), '`recipe.lr` is "abc", expected a positive number'),
+    (_damage_summary(lambda s: s["recipe"].pop("batch_size")), "`recipe.batch_size` is missing"),
+    (_damage_summary(lambda s: s["recipe"].update(epochs=2)), "recipe.epochs is 2 but last.ckpt holds 3 epochs"),
+    (_damage_summary(lambda s: s["spec"].update(input=[1, "28", 28])), "`spec.input` is [1, \"28\", 28]"),
+    (_damage_summary(lambda s: s["spec"].update(overrides=[])), "`spec.overrides` is []"),
+    (_damage_summary(lambda s: s["data"].update(source="mnist")), "`data.source` is \"mnist\""),
+    (_damage_summary(lambda s: s.pop("data")), "it has no `data` object"),
+    (_damage_summary(lambda s: s["spec"].update(sha256="0" * 64)), "another spec"),
+])
+def test_a_damaged_run_folder_is_one_line_e707(run3: Path, tmp_path: Path, capsys, damage, words: str) -> None:
+    """A run folder's files are the user's to damage: an E707 that says which, never an internal error."""
+    out = copy_run(run3, tmp_path / "r")
+    damage(out)
+    assert main(["train", "specs/lenet.arch", "--resume", str(out), "--epochs", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error[E707]: ") and words in err and err.count("\n") == 1, err
+
+
+def test_resume_refuses_fewer_epochs_than_done(run3: Path, capsys) -> None:
+    assert main(["train", "specs/lenet.arch", "--resume", str(run3), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error[E708]: --epochs 1 is fewer than the 3 epochs") and err.count("\n") == 1
+    assert "--epochs 3 or more" in err
+
+
 # ---- DDP ------------------------------------------------------------------------------------
 
 def test_ddp_two_cpu_processes_one_set_of_artifacts_exact_accuracy(tiny: Path, tmp_path: Path) -> None:
@@ -368,3 +486,12 @@ def test_a_trained_checkpoint_compiles_to_onnx_that_predicts_as_torch(run3: Path
         want = net(x).numpy()
     assert np.array_equal(got.argmax(1), want.argmax(1))
     assert np.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "x"])
+def test_a_seed_lightning_would_replace_is_a_usage_error(seed, capsys):
+    from archspec.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "specs/lenet.arch", "--seed", seed])
+    assert exc.value.code == 2 and "--seed" in capsys.readouterr().err

@@ -7,6 +7,7 @@
     interrupt.py  Ctrl-C: stop at a batch boundary, on every process at once
     artifacts.py  what a run folder holds, each file written atomically
     run.py        the Trainer, the per-epoch record, resume
+    resume.py     a run folder's summary.json and last.ckpt, checked before --resume continues it
     cli.py        the `train` and `data` subcommands (argument handling only)
 
 Lightning is an optional extra (`pip install 'archspec[train]'`). `archspec check` and `summary`
@@ -25,7 +26,8 @@ def fit(spec: Any, data: str = "fashion-mnist", out: str | None = None, *, downl
 
     `data` is "fashion-mnist", "fashion-mnist:ROOT" or "imagefolder:DIR"; `recipe` takes lr,
     epochs, batch_size, init, seed and precision (the book's defaults otherwise). Images are
-    resized to the spec's own input size: load it with input=(C, N, N) for another. Raises
+    resized to the spec's own input size: load it with input=(C, N, N) for another. `resume`
+    continues the run in `out` with the same spec, data and recipe (epochs may grow). Raises
     ArchError for a problem with the data or the run folder, `Interrupted` on Ctrl-C.
     """
     from pathlib import Path
@@ -33,11 +35,15 @@ def fit(spec: Any, data: str = "fashion-mnist", out: str | None = None, *, downl
     from . import run as R
     from .data import load
     from .recipe import Recipe, parse_source
+    from .resume import check_data, resumed
 
     r = Recipe(**recipe)
-    data_set = load(parse_source(data), spec.network.input_shape, download)
-    R.check_fit(spec, data_set)
     folder = Path(out or Path("runs", spec.name))
+    recorded = resumed(folder, spec, r, parse_source(data)) if resume else None
+    data_set = load(parse_source(data), spec.network.input_shape, download)
+    if recorded is not None:
+        check_data(recorded, data_set)
+    R.check_fit(spec, data_set)
     R.check_out(folder, resume)
     return R.train(R.Run(spec, r, data_set), R.Where(folder, device, devices, strategy, workers, resume))
 

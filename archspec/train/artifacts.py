@@ -34,7 +34,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make run files private
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would make run files private
         os.replace(tmp, path)
     except OSError as exc:
         raise io_error("E001", f"cannot write `{path}`: {exc.strerror or exc}") from None
@@ -43,10 +43,11 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode a plain open() would give a new file: 0666 less the umask (0644 under the usual 022)."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def write_text(path: Path, text: str) -> None:

@@ -14,9 +14,20 @@ from typing import Any
 
 from ..cli import _positive, _spec_options, load_spec, report
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, ArchError, Sources, io_error
-from .recipe import BOOK, Recipe, Source, conflicts, parse_source, resolve
+from .recipe import BOOK, Source, conflicts, parse_source, resolve
+from .resume import check_data, check_epochs, check_source, read_run
 from .unpack import DEBIAN_DIR, default_root, raw_folder, unpack
 
+
+def _train_seed(text: str) -> int:
+    """A seed numpy, torch and Lightning all take as it is: 0 to 2**32 - 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= n < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**32 - 1, got {text!r}")
+    return n
 
 def add_parsers(sub: Any) -> None:
     """Add `train` and `data` to an argparse subparsers object (that of archspec.cli.parser())."""
@@ -39,7 +50,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--lr", type=_positive_float, metavar="F", help="the SGD learning rate (default 0.1)")
     p.add_argument("--init", choices=("xavier", "default"), help="Xavier-uniform conv and linear weights "
                    "(default, as the book) or torch's own initialisation")
-    p.add_argument("--seed", type=int, metavar="N", help="the seed of the weights and the data order (default 0)")
+    p.add_argument("--seed", type=_train_seed, metavar="N",
+                   help="the seed of the weights and the data order (default 0)")
     p.add_argument("--preset", choices=("book",), help="the book's learning rate and image size for a zoo "
                    "network: " + ", ".join(sorted(BOOK)) + " (explicit flags win)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="default auto")
@@ -121,14 +133,18 @@ def _train(args: argparse.Namespace) -> int:
     from .data import load
 
     flags = {k: getattr(args, k) for k in ("lr", "epochs", "batch_size", "resize", "init", "seed", "precision")}
+    recorded = None
     if args.resume:
         out = Path(args.resume)
-        spec, recipe, source = _resumed(args, out, flags)
+        spec, recipe, recorded = _resumed(args, out, flags)
+        source = recorded.source
     else:
         spec, recipe = _spec_and_recipe(args, flags)
         source = args.data
         out = Path(args.out or Path("runs", spec.name))
     data = load(source or Source("fashion-mnist"), spec.network.input_shape, args.download)
+    if recorded is not None:
+        check_data(recorded, data)
     R.check_fit(spec, data)
     R.check_out(out, bool(args.resume))
     where = R.Where(out, args.device, args.devices, args.strategy, args.workers, bool(args.resume))
@@ -160,37 +176,33 @@ def _spec_and_recipe(args: argparse.Namespace, flags: dict[str, Any]):
 
 
 def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
-    """The spec, recipe and data of the run in `out`; flags may only repeat them (or grow --epochs)."""
-    from .artifacts import read_summary
-
+    """The spec, recipe and record of the run in `out`; flags may only repeat them (or grow --epochs)."""
     if args.out and Path(args.out) != out:
         raise io_error("E708", f"--resume {out} writes into {out}, not -o {args.out}")
-    if not (out / "last.ckpt").is_file():
-        raise io_error("E707", f"`{out}` holds no checkpoint to resume (no last.ckpt)")
-    rec = read_summary(out / "summary.json")
-    recorded = Recipe.from_dict(rec["recipe"])
+    rec = read_run(out)
+    recorded, used = rec.recipe, rec.spec
     bad = conflicts(recorded, flags)
     if args.preset and args.preset != recorded.preset:
         bad.append(f"--preset {args.preset} (the run used {recorded.preset})")
-    overrides = {k: v for k, v in rec["spec"]["overrides"].items()}
+    overrides = dict(used["overrides"])
     if args.overrides and dict(args.overrides) != overrides:
         bad.append("--set " + " ".join(f"{k}={v}" for k, v in args.overrides) + " (the run used "
                    + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "none") + ")")
-    if args.input and list(args.input) != rec["spec"]["input"]:
-        used = ",".join(map(str, rec["spec"]["input"]))
-        bad.append(f"--input {','.join(map(str, args.input))} (the run used {used})")
+    if args.input and list(args.input) != used["input"]:
+        bad.append(f"--input {','.join(map(str, args.input))} (the run used {','.join(map(str, used['input']))})")
     if bad:
         raise io_error("E708", f"--resume {out} continues the run as it was recorded; these flags differ: "
                        + "; ".join(bad))
-    if _hash(args.file) not in (None, rec["spec"]["sha256"]):
+    if args.data:
+        check_source(rec, args.data)
+    if _hash(args.file) not in (None, used["sha256"]):
         raise io_error("E708", f"{args.file} is not the spec the run in {out} was trained from (its sha256 "
                                "differs): resume with the same file, unchanged")
-    args.overrides, args.input = list(overrides.items()), tuple(rec["spec"]["input"])
-    args.network = args.network or rec["spec"]["network"]
-    spec = _load(args)
     recipe = replace(recorded, epochs=args.epochs or recorded.epochs)
-    source = args.data or parse_source(rec["data"]["source"])
-    return spec, recipe, source
+    check_epochs(rec, recipe.epochs)
+    args.overrides, args.input = list(overrides.items()), tuple(used["input"])
+    args.network = args.network or used["network"]
+    return _load(args), recipe, rec
 
 
 def _hash(path: str) -> str | None:

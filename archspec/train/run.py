@@ -208,6 +208,9 @@ class Recorder(Callback):
         self.history, self.best = list(state["history"]), state["best"]
 
     def on_train_start(self, trainer, pl_module) -> None:
+        # A resume that Lightning continues mid-epoch (a checkpoint from a run whose epochs had fewer
+        # batches, as under DDP on more processes) calls no on_train_epoch_start: time from here.
+        self._t0 = time.perf_counter()
         if not self.where.resume:  # a checkpoint from the start: a Ctrl-C in the first epoch can resume too
             self._checkpoint(trainer)
         if trainer.is_global_zero:
@@ -225,7 +228,8 @@ class Recorder(Callback):
         now = time.perf_counter()
         row = {"epoch": trainer.current_epoch + 1, **pl_module.metrics, "seconds": now - self._t0,
                "train_seconds": self._tv - self._t0}
-        self.history.append(row)
+        # an epoch Lightning re-enters on such a resume is recorded once, as it ends now
+        self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         improved = self.best is None or row["val_acc"] > self.best["val_acc"]
         if improved:
             self.best = row

@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import ArchError, Diagnostic, error, io_error
+from .artifacts import file_mode
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -59,8 +60,9 @@ def not_found(folder: str | Path) -> str:
 def unpack(source: str | Path, root: str | Path) -> list[Path]:
     """Decompress the four files from `source` into ROOT/FashionMNIST/raw/, each checked against SHA256.
 
-    A file is written under a temporary name and moved into place only once its checksum
-    matches, so a failed or interrupted unpack leaves no partial file behind.
+    All four are decompressed under temporary names and moved into place only once every one
+    of them matches its pin, so a failed or interrupted unpack leaves neither a partial file nor
+    a partial set behind (files already there stay as they were), nor a folder it created.
     """
     source, target = Path(source), raw_folder(root)
     found = {f: _input(source, f) for f in FILES}
@@ -68,22 +70,47 @@ def unpack(source: str | Path, root: str | Path) -> list[Path]:
     if missing:
         raise io_error("E701", f"Fashion-MNIST files not found in `{source}`: {', '.join(missing)}; get them with "
                        f"`apt-get install dataset-fashion-mnist` (it puts them in {DEBIAN_DIR}) or pass --from DIR")
+    created = _make_folders(target)
+    temporaries: dict[str, str] = {}
+    try:
+        bad: list[Diagnostic] = []
+        for name, path in found.items():
+            temporaries[name], digest = _decompress(path, target / name)  # type: ignore[arg-type]
+            if digest != SHA256[name]:
+                bad.append(Diagnostic("E703", f"`{path}` does not hold the Fashion-MNIST data the project pins: "
+                                              f"sha256 of its contents {digest}, expected {SHA256[name]}"))
+        if bad:
+            raise ArchError(bad)
+        for name, tmp in temporaries.items():
+            os.chmod(tmp, file_mode())  # mkstemp's 0600 would make the data private to this user
+            os.replace(tmp, target / name)
+    except OSError as exc:
+        raise io_error("E001", f"cannot write to `{target}`: {exc.strerror or exc}") from None
+    finally:
+        for tmp in temporaries.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if any(not (target / name).is_file() for name in FILES):
+            _remove_empty(created)
+    return [target / name for name in FILES]
+
+
+def _make_folders(target: Path) -> list[Path]:
+    """mkdir -p `target`; the folders it created, deepest first (removed again if the unpack fails)."""
+    created = [p for p in (target, *target.parents) if not p.exists()]
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise io_error("E001", f"cannot write to `{target}`: {exc.strerror or exc}") from None
-    bad: list[Diagnostic] = []
-    written = []
-    for name, path in found.items():
-        digest = _copy_checked(path, target / name)
-        if digest != SHA256[name]:
-            bad.append(Diagnostic("E703", f"`{path}` does not hold the Fashion-MNIST data the project pins: "
-                                          f"sha256 of its contents {digest}, expected {SHA256[name]}"))
-        else:
-            written.append(target / name)
-    if bad:
-        raise ArchError(bad)
-    return written
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else wrote there meanwhile) or gone: leave it
+            return
 
 
 def _input(source: Path, name: str) -> Path | None:
@@ -93,8 +120,8 @@ def _input(source: Path, name: str) -> Path | None:
     return None
 
 
-def _copy_checked(path: Path, dest: Path) -> str:
-    """Decompress (or copy) `path` to `dest` atomically if its SHA-256 matches the pin; return the digest."""
+def _decompress(path: Path, dest: Path) -> tuple[str, str]:
+    """Decompress (or copy) `path` into a temporary file beside `dest`: (its name, the content's SHA-256)."""
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     try:
@@ -102,14 +129,13 @@ def _copy_checked(path: Path, dest: Path) -> str:
             while block := src.read(CHUNK):
                 h.update(block)
                 out.write(block)
-        if h.hexdigest() == SHA256[dest.name]:
-            os.replace(tmp, dest)
     except (OSError, EOFError, zlib.error) as exc:
+        os.unlink(tmp)
         raise error("E702", f"cannot read `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return h.hexdigest()
+    except BaseException:  # Ctrl-C: no temporary left behind
+        os.unlink(tmp)
+        raise
+    return tmp, h.hexdigest()
 
 
 def _open(path: Path):
