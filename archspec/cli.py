@@ -59,7 +59,7 @@ def _positive(text: str) -> int:
     return n
 
 
-def _seed(text: str) -> int:
+def seed_number(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=_positive, default=18, help="the ONNX opset (default 18)")
     p.add_argument("--batch", type=_batch, default=None, metavar="dynamic|N",
                    help="a fixed batch size for the exports (default: a dynamic batch axis)")
-    p.add_argument("--seed", type=_seed, default=0, help="the seed of the initial weights (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="the seed of the initial weights (default 0)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running every artifact against the torch module")
 
