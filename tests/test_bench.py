@@ -10,6 +10,7 @@ report a CPU figure under a GPU provider's name.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -110,7 +111,8 @@ def test_table_lists_every_record(report: dict) -> None:
     rows = [line.split() for line in lines[4:10]]
     for row, rec in zip(rows, report["stdout"]["results"]):
         assert row[:3] == [rec["backend"], str(rec["batch"]), f"{rec['median_ms']:.2f}"]
-    assert lines[-1].startswith("onnxruntime providers used: CPUExecutionProvider; verified before timing")
+    assert lines[-2].startswith("onnxruntime providers used: CPUExecutionProvider; verified before timing")
+    assert re.fullmatch(r"load average \(1 min\): [\d.]+ at the start, [\d.]+ at the end, on \d+ cores.*", lines[-1])
 
 
 def test_summarise_arithmetic() -> None:
