@@ -102,6 +102,18 @@ def _call(name: str, args: list[str]) -> str:
     return f"{name}(\n" + "".join(f"    {a},\n" for a in args) + ")"
 
 
+_RELU = ir.Node.model_construct(kind="layer", op="relu")  # what reads_fresh asks about: an in-place consumer
+
+
+def _last_layer(node: ir.Node) -> ir.Node | None:
+    """The layer whose output a branch ends with, through anonymous seqs; None if it ends otherwise."""
+    if node.kind == "layer":
+        return node
+    if node.kind == "seq" and node.segment is None and node.children:
+        return _last_layer(node.children[-1])
+    return None
+
+
 def _height(node: ir.Node) -> int:
     return 1 + max((_height(c) for c in node.children), default=0)
 
@@ -260,7 +272,8 @@ class _Forward:
         return None
 
     def chain(self, children: tuple[ir.Node, ...], x: str, into: str | None = None) -> str:
-        """Run children one after the other from `x`; the result lives in `into` (default `x`)."""
+        """Run children one after the other from `x`; returns the variable that holds the result
+        (`into`, default `x`, unless a sum made in place in a branch's variable carries on in it)."""
         var = into or x
         before = None  # the node that made `x`, when known
         for c in children:
@@ -268,19 +281,29 @@ class _Forward:
             if e is None:
                 e = self.combine(c, x) if c.kind in ("add", "concat") else self.chain(c.children, x, var)
             if e != var:
-                self.lines.append(f"{var} = {e}")
+                if c.kind == "add" and e.isidentifier() and e != x:
+                    var = e  # `out += identity` left the sum in `out`: go on in it, as torchvision does
+                else:
+                    self.lines.append(f"{var} = {e}")
             x, before = var, c
         return x
 
     def combine(self, node: ir.Node, x: str) -> str:
         """An add or concat: each branch from `x`, then their sum or concatenation."""
         parts = []
+        in_place = False
         for i, b in enumerate(node.children):
             e = self.expr(b, x)
             if e is None:
                 base = "out" if node.kind == "add" and i == 0 else "branch"
                 e = self.chain((b,) if b.kind in ("add", "concat") else b.children, x, self.fresh(base))
+                # The first branch ends in a fresh tensor nothing else reads (a conv's or a norm's
+                # output, into a variable of its own): sum into it, as torchvision's `out += identity`.
+                in_place = in_place or (i == 0 and reads_fresh(_RELU, _last_layer(b)))
             parts.append(e)
+        if node.kind == "add" and in_place and len(parts) > 1:
+            self.lines += [f"{parts[0]} += {p}" for p in parts[1:]]
+            return parts[0]
         return " + ".join(parts) if node.kind == "add" else f"torch.cat([{', '.join(parts)}], dim=1)"
 
 

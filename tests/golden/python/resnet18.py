@@ -32,9 +32,9 @@ class Residual(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv2(out)
         out = self.bn2(out)
-        x = out + x
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += x
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Residual2(nn.Module):
@@ -54,9 +54,9 @@ class Residual2(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv2(out)
         out = self.bn2(out)
-        x = out + self.conv3(x)
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += self.conv3(x)
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Resnet18(nn.Module):

@@ -39,9 +39,9 @@ class ResnextBlock(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        x = out + x
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += x
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class ResnextBlock2(nn.Module):
@@ -71,9 +71,9 @@ class ResnextBlock2(nn.Module):
         out = self.bn3(out)
         branch = self.conv4(x)
         branch = self.bn4(branch)
-        x = out + branch
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += branch
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Resnext(nn.Module):

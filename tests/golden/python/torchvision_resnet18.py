@@ -32,9 +32,9 @@ class BasicBlock(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv2(out)
         out = self.bn2(out)
-        x = out + x
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += x
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class BasicBlock2(nn.Module):
@@ -59,9 +59,9 @@ class BasicBlock2(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv2(out)
         out = self.bn2(out)
-        x = out + self.downsample(x)
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += self.downsample(x)
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Resnet18(nn.Module):

@@ -41,9 +41,9 @@ class Bottleneck(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        x = out + self.downsample(x)
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += self.downsample(x)
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Bottleneck2(nn.Module):
@@ -67,9 +67,9 @@ class Bottleneck2(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        x = out + x
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += x
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Bottleneck3(nn.Module):
@@ -97,9 +97,9 @@ class Bottleneck3(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        x = out + self.downsample(x)
-        x = nn.functional.relu(x, inplace=True)
-        return x
+        out += self.downsample(x)
+        out = nn.functional.relu(out, inplace=True)
+        return out
 
 
 class Resnet50(nn.Module):
