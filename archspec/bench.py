@@ -379,13 +379,15 @@ def as_table(report: dict[str, Any]) -> str:
     where = env.get("gpu") or env.get("cpu", "")
     head = (f"{report['network']} ({report['file']}), input {report['input']}, {report['macs_per_sample']:,} MACs per "
             f"sample; {env['device']} ({where}), {env['dtype']}, threads {env.get('torch_threads', env['threads'])}")
+    gpu = env["device"] == "cuda"
     cols = ("backend", "batch", "median ms", "p10 ms", "p90 ms", "min ms", "samples/s", "GFLOP/s", "first run ms",
-            "peak MB")
+            "GPU MB" if gpu else "peak RSS MB")
     rows = [cols]
     for r in report["results"]:
+        mem = r.get("gpu_memory_mb") if gpu else r["peak_rss_mb"]
         rows.append((r["backend"], str(r["batch"]), f"{r['median_ms']:.2f}", f"{r['p10_ms']:.2f}",
                      f"{r['p90_ms']:.2f}", f"{r['min_ms']:.2f}", f"{r['throughput']:.1f}", f"{r['gflops']:.1f}",
-                     f"{r['first_run_ms']:.0f}", f"{r.get('gpu_memory_mb') or r['peak_rss_mb']:.0f}"))
+                     f"{r['first_run_ms']:.0f}", "n/a" if mem is None else f"{mem:.0f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
     lines = ["  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
@@ -413,9 +415,18 @@ def _main() -> None:
         print(f"{type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr)
         sys.exit(1)
     if plan.device == "cuda":
-        mem = _gpu_memory_mb(os.getpid())
+        # The device's own figure for this process: onnxruntime's memory is invisible to torch. Both
+        # torch's caching allocator and onnxruntime's arena keep what they reached, so after the runs
+        # the process holds its peak. Where nvidia-smi cannot see the process (some containers),
+        # torch's own peak is the fallback for the torch backends; onnxruntime's stays unknown.
+        mem, source = _gpu_memory_mb(os.getpid()), "nvidia-smi"
+        if mem is None and plan.backend != "onnxruntime" and "torch" in sys.modules:
+            import torch
+
+            mem, source = round(torch.cuda.max_memory_reserved() / 2**20, 1), "torch.cuda.max_memory_reserved"
         for r in records:
             r["gpu_memory_mb"] = mem
+            r["gpu_memory_source"] = source if mem is not None else None
     print(json.dumps(records))
 
 

@@ -249,3 +249,15 @@ def test_the_report_file_is_written_whole_and_readable(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["results"][0]["backend"] == "torch"
     assert out.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_gpu_table_shows_the_devices_memory_and_says_when_it_is_unknown(report: dict) -> None:
+    gpu = json.loads(json.dumps(report["stdout"]))  # a copy, made to look like a CUDA run
+    gpu["environment"].update(device="cuda", gpu="NVIDIA H100")
+    for i, rec in enumerate(gpu["results"]):
+        rec["gpu_memory_mb"] = None if i == 0 else 1234.0
+    lines = as_table(gpu).splitlines()
+    assert "cuda (NVIDIA H100)" in lines[0] and lines[2].split()[-2:] == ["GPU", "MB"]
+    assert lines[4].split()[-1] == "n/a" and lines[5].split()[-1] == "1234"
+    cpu_lines = as_table(report["stdout"]).splitlines()
+    assert cpu_lines[2].endswith("peak RSS MB") and "n/a" not in "\n".join(cpu_lines[4:])
