@@ -7,7 +7,6 @@ Exit statuses, for every command: 0 success, 1 a problem in the user's spec or d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from .errors import (
     render,
     render_github,
 )
+from .files import check_output_file, write_text
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -59,13 +59,14 @@ def _positive(text: str) -> int:
     return n
 
 
-def seed_number(text: str) -> int:
+def seed_number(text: str, bits: int = 63) -> int:
+    """A seed from 0 to 2**bits - 1 (torch takes 63 bits; numpy and Lightning 32)."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= n < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text!r}")
+    if not 0 <= n < 2**bits:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**{bits} - 1, got {text!r}")
     return n
 
 
@@ -379,7 +380,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.output:  # refuse a path that cannot be written now, not after minutes of timing
         try:
-            _check_output_file(args.output)
+            check_output_file(args.output)
         except ArchError as exc:
             report(exc.diagnostics, spec.sources)
             return exc.exit_code
@@ -394,7 +395,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2)
     if args.output:
         try:
-            _write_atomic(args.output, text + "\n")
+            write_text(args.output, text + "\n")
         except ArchError as exc:
             report(exc.diagnostics, spec.sources)
             return exc.exit_code
@@ -407,36 +408,6 @@ def _progress(done: int, total: int, what: str) -> None:
     bar = "#" * (width * done // total) + "-" * (width - width * done // total)
     end = "\n" if done == total or not sys.stderr.isatty() else ""
     print(f"\r[{bar}] {done}/{total} {what}".ljust(78), end=end, file=sys.stderr, flush=True)
-
-
-def _check_output_file(path: str) -> None:
-    """Refuse an output file path that is a folder, or whose folder is missing or read-only."""
-    if os.path.isdir(path):
-        raise io_error("E604", f"the output path `{path}` is a folder, not a file", Span(path))
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` does not exist", Span(path))
-    if not os.access(folder, os.W_OK):
-        raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` is not writable", Span(path))
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Write a whole file or none: a temporary file beside it, moved over it when complete."""
-    import tempfile
-
-    _check_output_file(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".archspec-", dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise io_error("E001", f"cannot write `{path}`: {exc.strerror or exc}", Span(path)) from None
 
 
 @command

@@ -142,7 +142,7 @@ def _module(spec: Spec, opts: Options):
     if opts.verify:  # the module is the spec's network, shape for shape, before anything is exported
         from .export.verify import check_module
 
-        check_module(module, spec.network, opts.batch or 2)
+        check_module(module, spec.network)  # batch 2: enough to show the batch is not mixed in
     metadata = {"archspec.spec_sha256": spec_hash(spec.sources.texts), "archspec.seed": str(opts.seed)}
     if opts.weights:
         from .export.weights import check_metadata, fit, read_checkpoint

@@ -377,3 +377,14 @@ def test_compile_refuses_a_module_that_is_not_the_spec(tmp_path, monkeypatch):
         compile_spec(spec, Options(formats=("python", "torchscript"), out_dir=str(tmp_path / "out")))
     assert exc.value.diagnostics[0].code == "E607"
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_with_backslashes_and_quotes_still_gives_valid_source(tmp_path):
+    import ast
+
+    odd = tmp_path / 'le\\Nnet """x""".arch'
+    odd.write_text(Path("specs/lenet.arch").read_text())
+    source = source_of(archspec.load(str(odd)))
+    ast.parse(source)  # the name is escaped in every docstring it appears in
+    assert 'from le\\\\Nnet \\"\\"\\"x\\"\\"\\".arch.' in source
+    assert archspec.load(str(odd)).to_torch()(torch.zeros(1, 1, 28, 28)).shape == (1, 10)

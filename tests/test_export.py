@@ -358,3 +358,15 @@ def test_onnx_shapes_that_disagree_with_archspecs_are_e608(tmp_path: Path) -> No
         check_onnx(path, wrong)
     d = exc.value.diagnostics[0]
     assert d.code == "E608" and "archspec infers ['batch', 11]" in d.message
+
+
+def test_the_generated_modules_name_depends_on_its_source_only(tmp_path: Path, monkeypatch) -> None:
+    """TorchScript stores the class's module name (code/__torch__/archspec_generated/NAME.py)."""
+    from archspec.codegen import build_module
+
+    spec = archspec.load(str(ROOT / "specs/lenet.arch"))
+    here = type(build_module(spec)).__module__
+    monkeypatch.chdir(tmp_path)
+    assert type(build_module(spec)).__module__ == here
+    assert type(build_module(archspec.load(str(ROOT / "specs/lenet.arch")))).__module__ == here
+    assert type(build_module(archspec.load(str(ROOT / "specs/lenet_bn.arch")))).__module__ != here

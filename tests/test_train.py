@@ -326,6 +326,8 @@ def _damage_summary(change):
     (lambda out: (out / "summary.json").write_text("[1, 2]"), "it is not a JSON object"),
     (lambda out: (out / "summary.json").write_text("{not json"), "cannot read"),
     (_damage_summary(lambda s: s["recipe"].update(lr="abc")), '`recipe.lr` is "abc", expected a positive number'),
+    (_damage_summary(lambda s: s["recipe"].update(seed=-1)), "`recipe.seed` is -1, expected an integer from 0 to"),
+    (_damage_summary(lambda s: s["recipe"].update(seed=2**32)), "expected an integer from 0 to 2**32 - 1"),
     (_damage_summary(lambda s: s["recipe"].pop("batch_size")), "`recipe.batch_size` is missing"),
     (_damage_summary(lambda s: s["recipe"].update(epochs=2)), "recipe.epochs is 2 but last.ckpt holds 3 epochs"),
     (_damage_summary(lambda s: s["spec"].update(input=[1, "28", 28])), "`spec.input` is [1, \"28\", 28]"),

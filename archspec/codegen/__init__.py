@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from .python import generate, spec_hash
 
 
@@ -19,7 +21,7 @@ def build_module(spec, seed: int = 0):
 
     check_memory(spec)
     source = source_of(spec)
-    tag = f"{spec.name}_{spec_hash({'': source})[:12]}"
+    tag = f"{spec.name}_{hashlib.sha256(source.encode()).hexdigest()[:12]}"  # the module's name: its content
     return instantiate(load_source(source, tag), seed)
 
 

@@ -97,9 +97,14 @@ IN_PLACE_CALLS: dict[str, Callable[[ir.Node, str], str]] = {
 }
 
 
+def is_fresh(node: ir.Node | None) -> bool:
+    """Whether a node's output is a new tensor that no backward pass keeps: a conv's, a linear's or a
+    norm's output, or a sum of two or more branches."""
+    if node is None:
+        return False
+    return (node.kind == "layer" and node.op in FRESH_OUTPUT) or (node.kind == "add" and len(node.children) >= 2)
+
+
 def reads_fresh(node: ir.Node, before: ir.Node | None) -> bool:
     """Whether `node` may work in place: an in-place kind, right after a layer or sum it alone reads."""
-    if node.kind != "layer" or node.op not in IN_PLACE_CALLS or before is None:
-        return False
-    return (before.kind == "layer" and before.op in FRESH_OUTPUT) or \
-        (before.kind == "add" and len(before.children) >= 2)
+    return node.kind == "layer" and node.op in IN_PLACE_CALLS and is_fresh(before)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .. import __version__, ir
 from ..summary import show_shape
-from .layers import CALLS, IN_PLACE_CALLS, IN_PLACE_MODULES, MODULES, reads_fresh
+from .layers import CALLS, IN_PLACE_CALLS, IN_PLACE_MODULES, MODULES, is_fresh, reads_fresh
 from .parametrize import Variant, parametrize
 
 LINE_LENGTH = 120  # the project's (pyproject.toml); longer lines are wrapped as a formatter would
@@ -100,9 +100,6 @@ def _call(name: str, args: list[str]) -> str:
     if len(one) <= 90:
         return one
     return f"{name}(\n" + "".join(f"    {a},\n" for a in args) + ")"
-
-
-_RELU = ir.Node.model_construct(kind="layer", op="relu")  # what reads_fresh asks about: an in-place consumer
 
 
 def _last_layer(node: ir.Node) -> ir.Node | None:
@@ -299,7 +296,7 @@ class _Forward:
                 e = self.chain((b,) if b.kind in ("add", "concat") else b.children, x, self.fresh(base))
                 # The first branch ends in a fresh tensor nothing else reads (a conv's or a norm's
                 # output, into a variable of its own): sum into it, as torchvision's `out += identity`.
-                in_place = in_place or (i == 0 and reads_fresh(_RELU, _last_layer(b)))
+                in_place = in_place or (i == 0 and is_fresh(_last_layer(b)))
             parts.append(e)
         if node.kind == "add" and in_place and len(parts) > 1:
             self.lines += [f"{parts[0]} += {p}" for p in parts[1:]]
@@ -315,7 +312,9 @@ def generate(net: ir.Network, sources: dict[str, str], definitions: dict[str, ir
 def file_name(path: str) -> str:
     """How generated files name a spec file: its name alone, so that the bytes do not depend on the
     folder it was compiled from or how its path was spelled (`specs/x.arch`, `./specs/x.arch`, ...)."""
-    return os.path.basename(path) or path
+    name = os.path.basename(path) or path
+    # It goes into docstrings: escape what would end one or start an escape sequence.
+    return name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
 
 
 def spec_hash(sources: dict[str, str]) -> str:

@@ -98,7 +98,7 @@ def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> No
                 y = run(c, y)
         if tuple(y.shape) != (batch, *n.out_shape):
             raise error("E607", f"the spec's {where(n)} gives shape {list(y.shape)} when run, but archspec "
-                                f"inferred {[batch, *n.out_shape]}", Span(net.file))
+                                f"inferred {[batch, *n.out_shape]}", n.span)
         return y
 
     was_training = module.training
@@ -106,7 +106,11 @@ def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> No
     try:
         x = example_input(net.input_shape, batch)
         with torch.no_grad():
-            want = run(net.root, x)
+            try:
+                want = run(net.root, x)
+            except RuntimeError as exc:  # torch refused a layer the spec describes: a bug in a shape rule
+                raise error("E607", f"running the spec layer by layer fails: {str(exc).splitlines()[0][:300]}",
+                            Span(net.file)) from None
             try:
                 got = module(x.clone())
             except RuntimeError as exc:

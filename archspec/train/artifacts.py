@@ -16,42 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import io_error
+from ..files import atomic_write, file_mode, write_text  # noqa: F401 (used by the run's writers)
 
 COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "seconds")
 RUN_FILES = ("summary.json", "metrics.csv", "last.ckpt", "last.safetensors", "best.safetensors", "curves.png")
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call write(tmp) for a temporary file beside `path`, then move it onto `path` in one step."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, file_mode())  # mkstemp's 0600 would make run files private
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise io_error("E001", f"cannot write `{path}`: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def file_mode() -> int:
-    """The mode a plain open() would give a new file: 0666 less the umask (0644 under the usual 022)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def remove_temporaries(folder: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cli import _positive, _spec_options, load_spec, report
+from ..cli import _positive, _spec_options, load_spec, report, seed_number
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, ArchError, Sources, io_error
 from .recipe import BOOK, Source, conflicts, parse_source, resolve
 from .resume import check_data, check_epochs, check_source, read_run
@@ -21,13 +21,8 @@ from .unpack import DEBIAN_DIR, default_root, raw_folder, unpack
 
 def _train_seed(text: str) -> int:
     """A seed numpy, torch and Lightning all take as it is: 0 to 2**32 - 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= n < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**32 - 1, got {text!r}")
-    return n
+    return seed_number(text, bits=32)
+
 
 def add_parsers(sub: Any) -> None:
     """Add `train` and `data` to an argparse subparsers object (that of archspec.cli.parser())."""

@@ -51,7 +51,7 @@ RECIPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (_is_int(1), "a positive integer"),
     "resize": (lambda v: v is None or _is_int(1)(v), "null or a positive integer"),
     "init": (lambda v: v in ("xavier", "default"), '"xavier" or "default"'),
-    "seed": (_is_int(), "an integer"),
+    "seed": (lambda v: _is_int(0)(v) and v < 2**32, "an integer from 0 to 2**32 - 1"),
     "precision": (lambda v: v in ("32", "bf16-mixed"), '"32" or "bf16-mixed"'),
     "preset": (lambda v: v in (None, "book"), 'null or "book"'),
 }
