@@ -49,25 +49,23 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _positive(text: str) -> int:
+def _integer(text: str, lo: int, hi: int | None, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        n = None
+    if n is None or n < lo or (hi is not None and n > hi):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return n
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1, None, "a positive integer")
 
 
 def seed_number(text: str, bits: int = 63) -> int:
     """A seed from 0 to 2**bits - 1 (torch takes 63 bits; numpy and Lightning 32)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= n < 2**bits:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**{bits} - 1, got {text!r}")
-    return n
+    return _integer(text, 0, 2**bits - 1, f"a seed from 0 to 2**{bits} - 1")
 
 
 def _positive_seconds(text: str) -> float:
