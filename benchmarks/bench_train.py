@@ -200,13 +200,15 @@ def machine(threads: int) -> dict:
 
 def markdown(r: dict, epochs: int) -> str:
     m = r["machine"]
+    busy = m["load_average"][0] > m["cpus"]
     lines = ["# `archspec train`: the book's Fashion-MNIST results, reproduced", "",
              (f"Measured {m['date']} by `python benchmarks/bench_train.py`: {m['cpus']} CPU cores, "
              f"torch.set_num_threads({m['threads']})"
              f"{', OMP_WAIT_POLICY=' + m['omp_wait_policy'] if m['omp_wait_policy'] else ''}, "
              f"{'GPU ' + m['gpu'] if m['gpu'] else 'no GPU'}; torch {m['torch']}, torchvision {m['torchvision']}, "
              f"lightning {m['lightning']}, Python {m['python']}. Load average at the start "
-             f"{m['load_average'][0]:.1f} (the machine was shared)."), "",
+             f"{m['load_average'][0]:.1f} on {m['cpus']} cores"
+             f"{' (other work shared the machine)' if busy else ''}."), "",
              (f"Data: Debian's dataset-fashion-mnist, unpacked by `archspec data` with the pinned SHA-256s checked "
              f"({r['unpack_seconds']:.1f} s). Recipe: `--preset book`, {epochs} epochs, batch 128, plain SGD, "
              "Xavier-uniform init, pixels in [0, 1]; validation on the 10,000 test images every epoch."), ""]
@@ -245,9 +247,11 @@ def markdown(r: dict, epochs: int) -> str:
               f"(val acc {p['val_acc']:.4f} after one epoch). `archspec train` decodes the images once, keeps "
               "them in memory as uint8 and scales them per batch (the same floats), so its epoch costs the "
               "network's arithmetic and Lightning's bookkeeping only."), "",
-              (f"Times are wall-clock seconds on this machine as it was: with other processes busy (load average "
-               f"{m['load_average'][0]:.1f} on {m['cpus']} cores at the start), compare the two loops measured in "
-               "the same run, not figures from a quiet machine."), ""]
+              ("Times are wall-clock seconds on this machine as it was"
+               + (f", with other processes busy (load average {m['load_average'][0]:.1f} on {m['cpus']} cores at "
+                  "the start): compare the two loops measured in the same run, not figures from a quiet machine."
+                  if busy else f" (load average {m['load_average'][0]:.1f} on {m['cpus']} cores at the start). The "
+                  "machine is shared: compare the two loops measured in the same run.")), ""]
     return "\n".join(lines)
 
 
