@@ -497,3 +497,15 @@ def test_a_seed_lightning_would_replace_is_a_usage_error(seed, capsys):
     with pytest.raises(SystemExit) as exc:
         cli_main(["train", "specs/lenet.arch", "--seed", seed])
     assert exc.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_a_run_on_a_relative_data_path_resumes_from_any_folder(run3: Path, tmp_path: Path, monkeypatch) -> None:
+    tiny = Path(tiny_of(run3))
+    monkeypatch.chdir(tiny.parent)
+    out = tmp_path / "relative"
+    assert main(["train", str(ROOT / "specs/lenet.arch"), "--data", f"fashion-mnist:{tiny.name}", "--epochs", "1",
+                 "--batch-size", "16", "-o", str(out)]) == 0
+    assert tiny_of(out) == str(tiny)  # recorded as an absolute path
+    monkeypatch.chdir(tmp_path)  # where `tiny.name` means nothing
+    assert main(["train", str(ROOT / "specs/lenet.arch"), "--resume", str(out), "--epochs", "2"]) == 0
+    assert [r["epoch"] for r in rows(out)] == ["1", "2"]

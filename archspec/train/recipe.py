@@ -88,6 +88,13 @@ class Source:
         return self.kind + (f":{self.path}" if self.path else "")
 
 
+def absolute_source(text: str) -> str:
+    """A data source with its folder made absolute, as a run records it: `--resume` from another
+    working folder must find the same data."""
+    s = parse_source(text)
+    return str(Source(s.kind, os.path.abspath(s.path))) if s.path else str(s)
+
+
 def parse_source(text: str) -> Source:
     kind, _, path = text.partition(":")
     if kind not in ("fashion-mnist", "imagefolder") or (kind == "imagefolder" and not path):

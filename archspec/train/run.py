@@ -34,7 +34,7 @@ from . import artifacts as art
 from .data import Data, Indexed, cached
 from .interrupt import Interrupted, Stop
 from .module import Classifier, init_xavier
-from .recipe import Recipe
+from .recipe import Recipe, absolute_source
 
 
 @dataclass
@@ -277,7 +277,7 @@ class Recorder(Callback):
             "seconds_per_epoch": sum(r["seconds"] for r in h) / len(h) if h else None,
             "samples_per_second": samples / train_time if train_time else None,
             "spec": self.run.spec_record(), "recipe": self.run.recipe.as_dict(),
-            "data": {"source": self.run.data.source, "train": len(self.run.data.train),  # type: ignore
+            "data": {"source": absolute_source(self.run.data.source), "train": len(self.run.data.train),  # type: ignore
                      "val": len(self.run.data.val), "classes": self.run.data.classes,  # type: ignore
                      "preprocessing": self.run.data.preprocessing},
             "device": {"accelerator": type(trainer.accelerator).__name__.removesuffix("Accelerator").lower(),
