@@ -296,7 +296,8 @@ class _Forward:
                 e = self.chain((b,) if b.kind in ("add", "concat") else b.children, x, self.fresh(base))
                 # The first branch ends in a fresh tensor nothing else reads (a conv's or a norm's
                 # output, into a variable of its own): sum into it, as torchvision's `out += identity`.
-                in_place = in_place or (i == 0 and is_fresh(_last_layer(b)))
+                if i == 0:
+                    in_place = is_fresh(_last_layer(b))
             parts.append(e)
         if node.kind == "add" and in_place and len(parts) > 1:
             self.lines += [f"{parts[0]} += {p}" for p in parts[1:]]
