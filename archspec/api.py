@@ -9,6 +9,7 @@ from .errors import ArchError, Diagnostic, Sources, Span, error, io_error
 from .loader import Program, load_file, load_text
 from .parse import parse_expr
 from .passes import Overrides, expand, resolve, run_passes
+from .render import render_expr
 from .summary import as_dict, as_text
 
 
@@ -61,13 +62,14 @@ def overrides_from(values: dict[str, Any] | None = None, texts: dict[str, str] |
                    input: tuple[int, ...] | None = None, batch: int = 1) -> Overrides:
     """Overrides from Python values (the API) or from `--set` texts in the language's syntax."""
     o = Overrides(input=_input_shape(input), batch=_batch(batch))
+    # The value is recorded as its parsed expression rendered again, never as typed: a comment or
+    # any other text the parser ignores is not carried into headers, metadata or run records.
     for key, text in (texts or {}).items():
         o.values[key] = parse_expr(text, f"<--set {key}>")
-        o.texts[key] = text
+        o.texts[key] = render_expr(o.values[key])
     for key, value in (values or {}).items():
-        text = _literal(value, key)
-        o.values[key] = parse_expr(text, f"<{key}=>")
-        o.texts[key] = text
+        o.values[key] = parse_expr(_literal(value, key), f"<{key}=>")
+        o.texts[key] = render_expr(o.values[key])
     return o
 
 
@@ -104,27 +106,30 @@ def _literal(v: Any, key: str) -> str:
 
 
 def build(program: Program, sources: Sources, network: str | None, overrides: Overrides) -> Spec:
-    net = run_passes(expand(program, network, overrides))
+    with program.budget.active():  # every network of a file draws on the file's one budget
+        net = run_passes(expand(program, network, overrides))
     return Spec(net, program, sources)
 
 
 def load(path: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
-         **overrides: Any) -> Spec:
-    """Load, check and shape a network from a `.arch` file. Raises ArchError on any problem."""
+         allow_import_outside: bool = False, **overrides: Any) -> Spec:
+    """Load, check and shape a network from a `.arch` file. Raises ArchError on any problem.
+
+    Imports may reach only the file's folder and below, unless `allow_import_outside`."""
     sources = Sources()
-    return _guarded(lambda: build(resolve(load_file(str(path), sources)), sources, network,
+    return _guarded(lambda: build(resolve(load_file(str(path), sources, allow_import_outside)), sources, network,
                                   overrides_from(overrides, input=input, batch=batch)))
 
 
 def loads(text: str, network: str | None = None, *, input: tuple[int, ...] | None = None, batch: int = 1,
-          name: str = "<input>", **overrides: Any) -> Spec:
+          name: str = "<input>", allow_import_outside: bool = False, **overrides: Any) -> Spec:
     """Like load(), from the text of a spec.
 
     `name` is the file name that errors show; when it names a file (not `<...>`), imports in the
     text are found relative to that file's folder, as they would be in the file itself.
     """
     sources = Sources()
-    return _guarded(lambda: build(resolve(load_text(text, sources, name)), sources, network,
+    return _guarded(lambda: build(resolve(load_text(text, sources, name, allow_import_outside)), sources, network,
                                   overrides_from(overrides, input=input, batch=batch)))
 
 

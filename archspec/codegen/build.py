@@ -8,10 +8,24 @@ TorchScript (which reads a class's source) can script it.
 from __future__ import annotations
 
 import linecache
+import re
 import sys
 import types
 
 import torch
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def python_lines(source: str) -> list[str]:
+    """The lines of `source` as Python's tokenizer counts them: ended by \\n, \\r\\n or \\r only.
+
+    str.splitlines also breaks at \\v, \\f, \\x1c-\\x1e, NEL and U+2028/9. TorchScript compiles a
+    class from the lines linecache holds, so a different split would compile other lines than
+    Python ran (generated source holds none of these characters; this keeps it so for any source).
+    """
+    return _LINE.findall(source)
 
 
 def load_source(source: str, tag: str) -> types.ModuleType:
@@ -20,7 +34,7 @@ def load_source(source: str, tag: str) -> types.ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     filename = f"<archspec:{tag}.py>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    linecache.cache[filename] = (len(source), None, python_lines(source), filename)
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module

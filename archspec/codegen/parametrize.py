@@ -16,6 +16,9 @@ import tokenize
 from dataclasses import dataclass
 from typing import Any
 
+from ..escape import py_value
+from ..names import Namespace
+
 
 @dataclass
 class Variant:
@@ -72,16 +75,17 @@ def _skeleton(text: str, lits: list[_Literal]) -> str:
     return "".join(parts) + text[last:]
 
 
-def parametrize(variants: list[Variant]) -> list[Shared]:
+def parametrize(variants: list[Variant], scope: Namespace) -> list[Shared]:
+    """Group instances by skeleton; `scope` is the file's namespace, which constructor parameters avoid."""
     groups: dict[str, list[tuple[Variant, str, list[_Literal]]]] = {}
     for v in variants:
         text = "\n".join(v.body)
         lits = _literals(text)
         groups.setdefault(_skeleton(text, lits), []).append((v, text, lits))
-    return [_share(members) for members in groups.values()]
+    return [_share(members, scope) for members in groups.values()]
 
 
-def _share(members: list[tuple[Variant, str, list[_Literal]]]) -> Shared:
+def _share(members: list[tuple[Variant, str, list[_Literal]]], scope: Namespace) -> Shared:
     first, text, lits = members[0]
     variants = [m[0] for m in members]
     values = [[ast.literal_eval(t[lit.start:lit.end]) for lit in ls] for _, t, ls in members]
@@ -95,18 +99,26 @@ def _share(members: list[tuple[Variant, str, list[_Literal]]]) -> Shared:
             exprs[column] = _name_for(column, lits[i], variants, taken)
             taken.add(_param(exprs[column]))
         chosen[i] = exprs[column]
+    order = list(dict.fromkeys(_param(chosen[i]) for i in sorted(chosen)))
+    # A spec's parameter may be named `self`, `lambda` or `nn`: Python's name for it comes from the
+    # namespace, which avoids keywords, builtins, the file's globals and classes, and `self` and `x`.
+    local = Namespace(scope)
+    local.take("self")
+    local.take("x")
+    python = {n: local.create(n) for n in order}
     body = text
     for i in sorted(chosen, reverse=True):
-        body = body[: lits[i].start] + chosen[i] + body[lits[i].end:]
-    order = list(dict.fromkeys(_param(chosen[i]) for i in sorted(chosen)))
+        expr = chosen[i]
+        renamed = python[_param(expr)] + expr[len(_param(expr)):]
+        body = body[: lits[i].start] + renamed + body[lits[i].end:]
     value_of = {}  # parameter -> its value in each variant
     for column, expr in exprs.items():
         name = _param(expr)
         value_of[name] = [v.names[name] for v in variants] if expr != name else list(column)
-    params = [(n, type(value_of[n][0]).__name__) for n in order]
+    params = [(python[n], type(value_of[n][0]).__name__) for n in order]
     if params:
         body = body.replace("def __init__(self) -> None:", signature(params), 1)
-    calls = [[f"{n}={value_of[n][k]!r}" for n in order] for k in range(len(members))]
+    calls = [[f"{python[n]}={py_value(value_of[n][k])}" for n in order] for k in range(len(members))]
     return Shared(variants, params, body.split("\n"), calls)
 
 

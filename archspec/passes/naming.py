@@ -8,25 +8,14 @@ gives torchvision's flat `features.0` .. `features.20`.
 
 from __future__ import annotations
 
-import keyword
-
 from .. import ir
-from ..errors import ArchError, Diagnostic
-
-# Attributes every torch.nn.Module has; a submodule cannot take one of these names.
-MODULE_ATTRIBUTES = frozenset("""
-T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
-eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
-load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
-register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
-register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
-register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
-register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory smart_apply state_dict
-to to_empty train training type xpu zero_grad
-""".split())
-
+from ..errors import ArchError, Diagnostic, error
+from ..names import label_problem, network_problem
 
 def assign_paths(net: ir.Network) -> ir.Network:
+    problem = network_problem(net.name)
+    if problem:
+        raise error("E208", f"`{net.name}` cannot name a network: {problem}", net.span)
     root = _owner(net.root, "")
     return net.model_copy(update={"root": root})
 
@@ -79,13 +68,7 @@ def _rebuild(node: ir.Node, path: str, segments: dict[int, str], owner_path: str
 
 
 def _bad_name(node: ir.Node) -> Diagnostic | None:
-    name = node.label or ""
-    if keyword.iskeyword(name):
-        return Diagnostic("E208", f"`{name}` cannot name a module: it is a Python keyword",
-                          node.label_span or node.span)
-    if name in MODULE_ATTRIBUTES:
-        return Diagnostic("E208", f"`{name}` cannot name a module: every torch.nn.Module has an attribute "
-                                  "of that name", node.label_span or node.span)
+    problem = label_problem(node.label or "")
+    if problem:
+        return Diagnostic("E208", f"`{node.label}` cannot name a module: {problem}", node.label_span or node.span)
     return None
-
-
