@@ -3,20 +3,90 @@
 Values are plain Python values. Every operation that Python would refuse, or that would
 run away (a huge power, a list of a billion items), becomes an E301 with the expression's
 position, so no user input reaches a traceback or a hang.
+
+All evaluation of a file draws on one Budget: every expression evaluated costs a unit, and
+every value built costs its size (items, counted through nested lists, so two lists that share
+their halves count both), as does comparing two values. Per-value limits alone cannot bound a
+run: a loop can build a million small lists, or compare two equal nested lists whose shared
+structure makes a 60-step program take 2**60 steps. When the budget runs out, evaluation stops
+with E303 at the expression that was being evaluated.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 
 from . import ir
 from .errors import Span, did_you_mean, error
 from .layers import show, type_name
 
-MAX_ITEMS = 1_000_000  # the longest list an expression may build
+MAX_ITEMS = 1_000_000  # the largest value an expression may build, in items through nested lists
 MAX_INT_BITS = 4096
+MAX_WORK = 3_000_000  # units per file: about a second here; the whole zoo takes about 1% of it
+
+
+class Budget:
+    """The evaluation work left to one file (expressions evaluated plus items built and compared)."""
+
+    __slots__ = ("left", "total")
+
+    def __init__(self, units: int = MAX_WORK) -> None:
+        self.left = self.total = units
+
+    def spend(self, units: int, span: Span) -> None:
+        self.left -= units
+        if self.left < 0:
+            self.left = 0
+            raise error("E303", f"evaluation is too costly: the spec used up its budget of {self.total:,} units "
+                                "(expressions evaluated plus list items built and compared)", span,
+                        "a real network needs a small fraction of it; look for a loop that builds or compares "
+                        "large lists")
+
+    @contextmanager
+    def active(self) -> Iterator[Budget]:
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+
+_CURRENT: ContextVar[Budget | None] = ContextVar("archspec_budget", default=None)
+
+
+def size(v: Any, limit: int = MAX_ITEMS) -> int:
+    """Items in a value, counted through nested lists and tuples (a scalar is 1); stops past `limit`."""
+    if not isinstance(v, (list, tuple)):
+        return 1
+    count = 0
+    stack = [v]
+    while stack and count <= limit:
+        x = stack.pop()
+        count += len(x)
+        stack.extend(i for i in x if isinstance(i, (list, tuple)))
+    return count
+
+
+def _charge(value: Any, span: Span) -> Any:
+    """Spend a new value's size, refusing a value over MAX_ITEMS or an int over MAX_INT_BITS."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > MAX_INT_BITS:
+            raise error("E301", f"the result is too large a number (over {MAX_INT_BITS:,} bits)", span)
+        return value
+    if isinstance(value, (list, tuple)):
+        n = size(value)
+        if n > MAX_ITEMS:
+            raise error("E301", f"a value of more than {MAX_ITEMS:,} items is too large", span)
+        _budget().spend(n, span)
+    return value
+
+
+def _budget() -> Budget:
+    return _CURRENT.get()  # type: ignore[return-value]  (evaluate() makes sure there is one)
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -75,7 +145,15 @@ _NAMES_OF_LITERALS = {"True": "true", "False": "false", "None": "an explicit val
 
 
 def evaluate(e: ir.Expr, env: dict[str, Any]) -> Any:
-    """The value of an expression in an environment of names; raises ArchError E301/E202."""
+    """The value of an expression in an environment of names; raises ArchError E301/E202/E303.
+
+    It draws on the active Budget (a file's, during a build); called outside one, the call gets
+    a budget of its own."""
+    budget = _CURRENT.get()
+    if budget is None:
+        with Budget().active():
+            return evaluate(e, env)
+    budget.spend(1, e.span)
     try:
         return _EVAL[type(e)](e, env)
     except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError, KeyError) as exc:
@@ -111,8 +189,10 @@ def _binop(e: ir.BinOp, env: dict[str, Any]) -> Any:
         return evaluate(e.right, env)
     a, b = evaluate(e.left, env), evaluate(e.right, env)
     _guard(e.op, a, b, e.span)
+    if isinstance(a, int) and isinstance(b, int):
+        _budget().spend((a.bit_length() + b.bit_length()) // 64, e.span)  # big-int arithmetic is not free
     try:
-        value = _BINOPS[e.op](a, b)
+        value = _charge(_BINOPS[e.op](a, b), e.span)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
         raise error("E301", f"cannot compute {type_name(a)} {e.op} {type_name(b)}: {_message(exc)}", e.span) from None
     if isinstance(value, complex):  # (-8) ** 0.5
@@ -144,13 +224,14 @@ def _unary(e: ir.UnaryOp, env: dict[str, Any]) -> Any:
         return not v
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise error("E301", f"cannot apply `{e.op}` to {type_name(v)} `{show(v)}`", e.span)
-    return -v if e.op == "-" else v
+    return -v if e.op == "-" else v  # negation keeps the size of an int
 
 
 def _compare(e: ir.Compare, env: dict[str, Any]) -> bool:
     left = evaluate(e.first, env)
     for op, expr in zip(e.ops, e.rest):
         right = evaluate(expr, env)
+        _budget().spend(min(size(left), size(right)), e.span)  # both are within MAX_ITEMS
         try:
             ok = _COMPARE[op](_comparable(left), _comparable(right))
         except TypeError:
@@ -188,8 +269,9 @@ def _call(e: ir.FuncCall, env: dict[str, Any]) -> Any:
         raise error("E202", f"unknown function `{e.func}`{did_you_mean(e.func, BUILTINS)}", e.span)
     args = [evaluate(a.value, env) for a in e.args if a.name is None]
     kwargs = {a.name: evaluate(a.value, env) for a in e.args if a.name is not None}
+    _budget().spend(sum(len(v) for v in (*args, *kwargs.values()) if isinstance(v, (list, tuple))), e.span)
     try:
-        return fn(*args, **kwargs)
+        return _charge(fn(*args, **kwargs), e.span)
     except (TypeError, ValueError, OverflowError) as exc:
         raise error("E301", f"{e.func}(): {_message(exc)}", e.span) from None
 
@@ -198,8 +280,8 @@ _EVAL: dict[type, Callable[[Any, dict[str, Any]], Any]] = {
     ir.Num: lambda e, env: e.value,
     ir.Bool: lambda e, env: e.value,
     ir.Name: _name,
-    ir.ListExpr: lambda e, env: [evaluate(x, env) for x in e.items],
-    ir.TupleExpr: lambda e, env: tuple(evaluate(x, env) for x in e.items),
+    ir.ListExpr: lambda e, env: _charge([evaluate(x, env) for x in e.items], e.span),
+    ir.TupleExpr: lambda e, env: _charge(tuple(evaluate(x, env) for x in e.items), e.span),
     ir.BinOp: _binop,
     ir.UnaryOp: _unary,
     ir.Compare: _compare,

@@ -91,12 +91,49 @@ def type_name(v: Any) -> str:
     return {bool: "bool", int: "int", float: "float", list: "list", tuple: "tuple", str: "str"}.get(type(v), "value")
 
 
-def show(v: Any) -> str:
-    """A value as the language writes it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return "[" + ", ".join(show(x) for x in v) + "]"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(show(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return repr(v)
+SHOWN = 80  # the most characters of a value an error message quotes
+
+
+def show(v: Any, limit: int = SHOWN) -> str:
+    """A value as the language writes it, cut to about `limit` characters (`...` where cut).
+
+    The walk stops once the text is long enough, so a huge or deeply shared list costs no more
+    than a short one to show."""
+    out: list[str] = []
+    size = 0
+    stack: list[Any] = [v]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            piece = item.text
+        elif isinstance(item, bool):
+            piece = "true" if item else "false"
+        elif isinstance(item, (list, tuple)):
+            close = "]" if isinstance(item, list) else ("," if len(item) == 1 else "") + ")"
+            stack.append(_Text(close if len(item) <= limit else ", ..." + close))
+            shown = item[:limit]  # no more items than characters to show
+            for i, x in enumerate(reversed(shown)):
+                stack.append(x)
+                if i < len(shown) - 1:
+                    stack.append(_Text(", "))
+            piece = "[" if isinstance(item, list) else "("
+        elif item is None:
+            piece = "none"
+        elif isinstance(item, str):
+            piece = '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif isinstance(item, int) and item.bit_length() > 4 * limit:
+            piece = f"<an int of {item.bit_length():,} bits>"
+        else:
+            piece = repr(item)
+        out.append(piece)
+        size += len(piece)
+        if size > limit:
+            return "".join(out)[:limit] + "..."
+    return "".join(out)
+
+
+class _Text:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
