@@ -92,6 +92,8 @@ def _spec_options(p: argparse.ArgumentParser, network: bool = True) -> None:
                    help="override a network parameter; VALUE in the language's syntax, e.g. num_classes=1000")
     p.add_argument("--input", type=_shape, metavar="C,H,W", help="replace the network's input shape")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    p.add_argument("--allow-import-outside", action="store_true",
+                   help="let imports reach files outside the spec's folder (by default they may not)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -267,7 +269,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         entry: dict[str, Any] = {"file": path, "networks": []}
         results.append(entry)
         try:
-            program = resolve(load_file(path, sources))
+            program = resolve(load_file(path, sources, args.allow_import_outside))
             ov = overrides(args)
         except ArchError as exc:
             diags += exc.diagnostics
@@ -314,7 +316,7 @@ def load_spec(args: argparse.Namespace, batch: int = 1):
 
     sources = Sources()
     try:
-        program = resolve(load_file(args.file, sources))
+        program = resolve(load_file(args.file, sources, args.allow_import_outside))
         spec = build(program, sources, args.network, overrides(args, batch))
     except ArchError as exc:
         report(exc.diagnostics, sources)

@@ -1,13 +1,62 @@
-"""Writing output files: whole or not at all, with the mode a plain open() would give them."""
+"""Files in and out. In: read through a bounded reader that takes regular files only. Out: whole or
+not at all, with the mode a plain open() would give them."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import Span, io_error
+
+
+def read_regular(path: str, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or an I/O error (exit 2).
+
+    A device (`/dev/zero` reports a size of 0 and never ends), a FIFO (opening it blocks until
+    someone writes), a socket or a folder is refused before it is read; a link loop is an error,
+    not a hang. The file is opened without blocking and checked again once open, and no more than
+    `limit` + 1 bytes are ever read, whatever its size claims.
+    """
+    span = Span(path)
+    try:
+        st = os.stat(path)
+        _check_kind(st, path, what)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise io_error("E001", "no such file", span) from None
+    except OSError as exc:
+        why = "a loop of symbolic links" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise io_error("E001", f"cannot read file: {why}", span) from None
+    try:
+        _check_kind(os.fstat(fd), path, what)  # what was opened, not what the path named a moment before
+        chunks, total = [], 0
+        while total <= limit:
+            block = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not block:
+                break
+            chunks.append(block)
+            total += len(block)
+    except OSError as exc:
+        raise io_error("E001", f"cannot read file: {exc.strerror or exc}", span) from None
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise io_error("E004", f"file is too large (over {limit:,} bytes, the limit for a {what})", span)
+    return b"".join(chunks)
+
+
+def _check_kind(st: os.stat_result, path: str, what: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise io_error("E006", f"`{path}` is a directory, not a {what}", Span(path))
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise io_error("E007", f"`{path}` is {kind}, not a regular file: archspec reads only regular files",
+                       Span(path))
 
 
 def file_mode() -> int:

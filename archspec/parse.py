@@ -19,6 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ir
 from .errors import ArchError, Span, error, io_error
+from .files import read_regular
 
 MAX_BYTES = 4 * 1024 * 1024  # a spec is a few kilobytes; this is far past any real one
 MAX_NESTING = 64  # brackets of any kind; well below pydantic's own limit of about 255 levels
@@ -67,18 +68,7 @@ def _writable(folder: Path) -> bool:
 
 def read_source(path: str) -> str:
     """The text of a spec file, or an I/O error (exit status 2) saying what is wrong."""
-    p = Path(path)
-    if p.is_dir():
-        raise io_error("E006", f"`{path}` is a directory, not a spec file", Span(path))
-    try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise io_error("E004", f"file is too large ({size:,} bytes; the limit is {MAX_BYTES:,})", Span(path))
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise io_error("E001", "no such file", Span(path)) from None
-    except OSError as exc:
-        raise io_error("E001", f"cannot read file: {exc.strerror or exc}", Span(path)) from None
+    data = read_regular(path, MAX_BYTES, "spec file")
     if b"\0" in data:
         raise io_error("E002", "file is binary (it contains NUL bytes), not a spec", Span(path))
     try:

@@ -152,10 +152,13 @@ def test_batch_flag_equals_the_batch_argument(tmp_path, capsys):
     """`archspec summary --batch 4` prints what load(..., batch=4) computes."""
     path = tmp_path / "blk.arch"
     path.write_text(RESIDUAL.replace("specs/residual.arch", str(Path("specs/residual.arch").resolve())))
+    # The spec imports the zoo's residual.arch by its absolute path, outside its own folder: allowed
+    # only when asked for.
     assert main(["summary", str(path), "--batch", "4", "--set", "channels=6", "--set", "use_1x1conv=true",
-                 "--set", "stride=2", "--format", "json"]) == 0
+                 "--set", "stride=2", "--format", "json", "--allow-import-outside"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    api = archspec.load(str(path), batch=4, channels=6, use_1x1conv=True, stride=2).summary()
+    api = archspec.load(str(path), batch=4, channels=6, use_1x1conv=True, stride=2,
+                        allow_import_outside=True).summary()
     assert printed == api
     assert printed["output_shape"] == [4, 6, 3, 3]
 

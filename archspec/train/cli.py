@@ -190,7 +190,7 @@ def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
                        + "; ".join(bad))
     if args.data:
         check_source(rec, args.data)
-    if _hash(args.file) not in (None, used["sha256"]):
+    if _hash(args.file, args.allow_import_outside) not in (None, used["sha256"]):
         raise io_error("E708", f"{args.file} is not the spec the run in {out} was trained from (its sha256 "
                                "differs): resume with the same file, unchanged")
     recipe = replace(recorded, epochs=args.epochs or recorded.epochs)
@@ -200,14 +200,14 @@ def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
     return _load(args), recipe, rec
 
 
-def _hash(path: str) -> str | None:
+def _hash(path: str, allow_import_outside: bool = False) -> str | None:
     """The spec_hash of a spec file and its imports; None if it cannot be read (load_spec says why)."""
     from ..codegen import spec_hash
     from ..loader import load_file
 
     sources = Sources()
     try:
-        load_file(path, sources)
+        load_file(path, sources, allow_import_outside)
     except ArchError:
         return None
     return spec_hash(sources.texts)
