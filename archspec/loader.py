@@ -50,7 +50,7 @@ def load_file(path: str, sources: Sources, allow_import_outside: bool = False) -
 def load_text(text: str, sources: Sources, name: str = "<input>", allow_import_outside: bool = False) -> Program:
     # Imports are relative to the folder of the file the text is named after, as they would be
     # in that file; text with no file name (`<input>`) imports relative to the working folder.
-    importer = None if name.startswith("<") else name
+    importer = None if name.startswith("<") or "\0" in name else name  # a name no file can have
     base = os.path.dirname(os.path.realpath(name)) if importer else os.path.realpath(os.getcwd())
     state = _Loading(sources, None if allow_import_outside else base)
     sources.texts[name] = text
@@ -61,8 +61,7 @@ def load_text(text: str, sources: Sources, name: str = "<input>", allow_import_o
 def _follow(path: str, source: ir.SourceFile, state: _Loading, importer: str | None = "") -> None:
     """Load `source`'s imports and theirs, depth first, with an explicit stack."""
     state.files[path] = source
-    if not path.startswith("<"):
-        state.seen.add(os.path.realpath(path))
+    state.seen.add(_real(path))
     # Each frame: (display path, real path, its imports not yet followed). `importer` is how
     # imports of the first file are resolved: None for text with no file (the working folder).
     first = importer if importer != "" else path
@@ -95,7 +94,7 @@ def _follow(path: str, source: ir.SourceFile, state: _Loading, importer: str | N
 
 
 def _real(path: str) -> str:
-    return path if path.startswith("<") else os.path.realpath(path)
+    return path if path.startswith("<") or "\0" in path else os.path.realpath(path)
 
 
 def _allowed(imp: ir.Import, path: str, real: str, state: _Loading) -> None:

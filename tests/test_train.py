@@ -332,6 +332,11 @@ def _damage_summary(change):
     (_damage_summary(lambda s: s["recipe"].update(epochs=2)), "recipe.epochs is 2 but last.ckpt holds 3 epochs"),
     (_damage_summary(lambda s: s["spec"].update(input=[1, "28", 28])), "`spec.input` is [1, \"28\", 28]"),
     (_damage_summary(lambda s: s["spec"].update(overrides=[])), "`spec.overrides` is []"),
+    # Read back as a --set would be: code hidden after a comment, or a value that does not parse, is refused.
+    (_damage_summary(lambda s: s["spec"].update(overrides={"num_classes": '10 # """; import os; os.system("x")'})),
+     "`spec.overrides` is {\"num_classes\""),
+    (_damage_summary(lambda s: s["spec"].update(overrides={"num_classes": "10)"})), "`spec.overrides` is"),
+    (_damage_summary(lambda s: s["spec"].update(overrides={"not a name": "10"})), "`spec.overrides` is"),
     (_damage_summary(lambda s: s["data"].update(source="mnist")), "`data.source` is \"mnist\""),
     (_damage_summary(lambda s: s.pop("data")), "it has no `data` object"),
     (_damage_summary(lambda s: s["spec"].update(sha256="0" * 64)), "another spec"),

@@ -308,8 +308,9 @@ def file_name(path: str) -> str:
 def spec_hash(sources: dict[str, str]) -> str:
     """SHA-256 of a spec's files (the root and its imports): their texts, and their paths relative
     to the deepest folder that holds them all, so any spelling of the same files hashes the same."""
-    files = {p: t for p, t in sources.items() if not p.startswith("<")}
-    keys = {p: p for p in sources if p.startswith("<")}
+    pseudo = {p for p in sources if p.startswith("<") or "\0" in p}  # text with no file behind it
+    files = {p: t for p, t in sources.items() if p not in pseudo}
+    keys = {p: p for p in pseudo}
     if files:
         real = {p: os.path.realpath(p) for p in files}
         top = os.path.commonpath([os.path.dirname(r) for r in real.values()])

@@ -180,7 +180,7 @@ def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
     if args.preset and args.preset != recorded.preset:
         bad.append(f"--preset {args.preset} (the run used {recorded.preset})")
     overrides = dict(used["overrides"])
-    if args.overrides and dict(args.overrides) != overrides:
+    if args.overrides and {k: _canonical(v) for k, v in args.overrides} != overrides:
         bad.append("--set " + " ".join(f"{k}={v}" for k, v in args.overrides) + " (the run used "
                    + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "none") + ")")
     if args.input and list(args.input) != used["input"]:
@@ -198,6 +198,17 @@ def _resumed(args: argparse.Namespace, out: Path, flags: dict[str, Any]):
     args.overrides, args.input = list(overrides.items()), tuple(used["input"])
     args.network = args.network or used["network"]
     return _load(args), recipe, rec
+
+
+def _canonical(text: str) -> str:
+    """A `--set` value as archspec records it (its parsed expression, rendered), or as typed if it does not parse."""
+    from ..parse import parse_expr
+    from ..render import render_expr
+
+    try:
+        return render_expr(parse_expr(text))
+    except ArchError:
+        return text
 
 
 def _hash(path: str, allow_import_outside: bool = False) -> str | None:

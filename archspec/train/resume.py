@@ -58,8 +58,8 @@ RECIPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 SPEC_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "network": (_is_str, "a network name"),
     "sha256": (_is_str, "a sha256"),
-    "overrides": (lambda v: isinstance(v, dict) and all(_is_str(k) and _is_str(x) for k, x in v.items()),
-                  "an object of NAME: VALUE strings"),
+    "overrides": (lambda v: isinstance(v, dict) and all(_is_override(k, x) for k, x in v.items()),
+                  "an object of NAME: VALUE strings, each VALUE an expression as archspec records it"),
     "input": (lambda v: isinstance(v, list) and bool(v) and all(_is_int(1)(n) for n in v),
               "a list of positive integers"),
 }
@@ -69,6 +69,21 @@ DATA_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "val": (_is_int(0), "a count of images"),
     "classes": (lambda v: isinstance(v, list) and bool(v) and all(_is_str(c) for c in v), "a list of class names"),
 }
+
+
+def _is_override(key: Any, value: Any) -> bool:
+    """An override read back from a run folder is checked as a `--set` on the command line is: a name,
+    and a value that parses as an expression and is written as archspec writes one (no comment)."""
+    from ..errors import ArchError
+    from ..parse import parse_expr
+    from ..render import render_expr
+
+    if not (isinstance(key, str) and key.isidentifier() and _is_str(value)):
+        return False
+    try:
+        return render_expr(parse_expr(value, "<summary.json>")) == value
+    except (ArchError, RecursionError):
+        return False
 
 
 def _parses(text: str) -> bool:
