@@ -338,8 +338,12 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
 
     from .compile import Options, compile_spec
 
+    from .codegen.build import check_memory
+
     providers = opts.providers or (["cuda"] if opts.device == "cuda" else ["cpu"])
     check_request(opts.device, opts.dtype, providers)
+    if opts.device == "cpu":  # the largest batch timed, before minutes of compiling
+        check_memory(spec, batch=max(opts.batches), copies=3)
     need = ["python"] + (["torchscript"] if "torchscript" in opts.backends else []) + \
         (["onnx"] if "onnxruntime" in opts.backends else [])
     steps = len(opts.backends) + 1

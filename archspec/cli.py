@@ -205,21 +205,41 @@ def _batch(text: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("archspec: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)  # SIGTERM or SIGHUP during a compile (archspec/outdir.py)
+        print(f"archspec: {'terminated' if signum else 'interrupted'}", file=sys.stderr)
+        return 128 + signum if signum else EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in archspec, not the user's mistake: one line, the trace on request
         if os.environ.get("ARCHSPEC_TRACEBACK"):
             raise
-        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+        message = f"internal error: {type(exc).__name__}: {str(exc)[:500]}"
+        if getattr(args, "format", None) == "json":  # CI parses stdout: give it JSON even now
+            print(json.dumps(_json_report([Diagnostic("E900", message)], EXIT_INTERNAL), indent=2))
+        print(f"archspec: {message}\n"
               "  this is a bug in archspec; rerun with ARCHSPEC_TRACEBACK=1 for the traceback and report it",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _json_report(diags: list[Diagnostic], code: int) -> dict[str, Any]:
+    errors = sum(d.severity == "error" for d in diags)
+    return {"diagnostics": [as_json(d) for d in sorted(diags, key=Diagnostic.sort_key)], "errors": errors,
+            "warnings": len(diags) - errors, "exit_code": code}
+
+
+def fail(args: argparse.Namespace, diags: list[Diagnostic], sources: Sources, code: int) -> int:
+    """Report a command's failure as its --format asks (JSON on stdout, else text on stderr); return `code`."""
+    if getattr(args, "format", None) == "json":
+        print(json.dumps(_json_report(diags, code), indent=2))
+    else:
+        report(diags, sources)
+    return code
 
 
 MAX_REPORTED = 100  # diagnostics printed in text and github formats; JSON lists them all
@@ -298,9 +318,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     diags = promote(diags, args.werror)
     code = status(diags)
     if args.format == "json":
-        errors = sum(d.severity == "error" for d in diags)
-        print(json.dumps({"files": results, "diagnostics": [as_json(d) for d in sorted(diags, key=Diagnostic.sort_key)],
-                          "errors": errors, "warnings": len(diags) - errors, "exit_code": code}, indent=2))
+        print(json.dumps({"files": results, **_json_report(diags, code)}, indent=2))
     else:
         report(diags, sources, args.format)
         for line in lines:
@@ -319,15 +337,14 @@ def load_spec(args: argparse.Namespace, batch: int = 1):
         program = resolve(load_file(args.file, sources, args.allow_import_outside))
         spec = build(program, sources, args.network, overrides(args, batch))
     except ArchError as exc:
-        report(exc.diagnostics, sources)
-        return None, exc.exit_code
+        return None, fail(args, exc.diagnostics, sources, exc.exit_code)
     except RecursionError:
-        report([Diagnostic("E005", "the spec is nested too deeply to analyse", Span(args.file), io=True)], sources)
-        return None, EXIT_USAGE
+        deep = Diagnostic("E005", "the spec is nested too deeply to analyse", Span(args.file), io=True)
+        return None, fail(args, [deep], sources, EXIT_USAGE)
     warnings = promote(list(spec.warnings), args.werror)
-    report(warnings, sources)
     if status(warnings):
-        return None, status(warnings)
+        return None, fail(args, warnings, sources, status(warnings))
+    report(warnings, sources)  # on stderr; JSON output lists them in its own "warnings"
     return spec, EXIT_OK
 
 
@@ -382,23 +399,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             check_output_file(args.output)
         except ArchError as exc:
-            report(exc.diagnostics, spec.sources)
-            return exc.exit_code
+            return fail(args, exc.diagnostics, spec.sources, exc.exit_code)
     opts = BenchOptions(batches=args.batch, backends=args.backends, device=args.device, providers=args.ort_providers,
                         dtype=args.dtype, warmup=args.warmup, iters=args.iters or (None if args.seconds else 30),
                         seconds=args.seconds, threads=args.threads, channels_last=args.channels_last)
     try:
         result = bench_spec(spec, opts, progress=_progress)
     except ArchError as exc:
-        report(exc.diagnostics, spec.sources)
-        return exc.exit_code
+        return fail(args, exc.diagnostics, spec.sources, exc.exit_code)
     text = json.dumps(result, indent=2)
     if args.output:
         try:
             write_text(args.output, text + "\n")
         except ArchError as exc:
-            report(exc.diagnostics, spec.sources)
-            return exc.exit_code
+            return fail(args, exc.diagnostics, spec.sources, exc.exit_code)
     print(text if args.format == "json" else as_table(result), end="" if args.format != "json" else "\n")
     return EXIT_OK
 

@@ -1,21 +1,21 @@
-"""`archspec compile`: a checked spec -> its artifacts in one folder, verified, written atomically.
+"""`archspec compile`: a checked spec -> its artifacts in one folder, verified, published as one unit.
 
-Every artifact is written into a fresh folder beside DIR and moved into DIR only when all of
-them exist and agree with the torch module; a failed compile leaves DIR as it was.
+Every artifact is written into a fresh folder beside DIR, and that folder becomes DIR in one
+step only when all of them exist and agree with the torch module (archspec/outdir.py): a failed
+or interrupted compile leaves DIR as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import __version__
 from .api import Spec
 from .codegen import source_of, spec_hash
-from .errors import ArchError, Span, error, io_error
+from .errors import ArchError, error, io_error
+from .outdir import check_target, publish, staged
 
 FORMATS = ("python", "torchscript", "pt2", "onnx")
 SUFFIX = {"python": ".py", "torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx"}
@@ -42,14 +42,13 @@ class Result:
 
 
 def prepare_out_dir(spec: Spec, out_dir: str | None) -> Path:
-    target = Path(out_dir or os.path.join("build", spec.name))
-    if target.exists() and not target.is_dir():
-        raise io_error("E604", f"the output path `{target}` is a file, not a folder", Span(str(target)))
-    return target
+    """The real output folder, checked before any work (E604, E001)."""
+    return check_target(Path(out_dir or os.path.join("build", spec.name)), spec.name)
 
 
 def compile_spec(spec: Spec, opts: Options) -> Result:
-    target = prepare_out_dir(spec, opts.out_dir)
+    shown = opts.out_dir or os.path.join("build", spec.name)
+    real = prepare_out_dir(spec, opts.out_dir)
     if "onnx" in opts.formats:  # a usage error, before minutes of exporting
         from .export.onnx import check_opset
 
@@ -57,26 +56,16 @@ def compile_spec(spec: Spec, opts: Options) -> Result:
     module = metadata = None
     if opts.weights or any(f != "python" for f in opts.formats):  # a bad checkpoint fails before any write
         module, metadata = _module(spec, opts)
-    parent = target.parent if str(target.parent) else Path(".")
-    created = [d for d in (parent, *parent.parents) if not d.exists()]  # removed again if the compile fails
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    except OSError as exc:
-        raise io_error("E001", f"cannot write to `{parent}`: {exc.strerror or exc}", Span(str(target))) from None
-    try:
+    with staged(real) as staging:
         result = _build(spec, opts, staging, module, metadata)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in result.files:
-            os.replace(staging / name, target / name)
-        result.out_dir = str(target)
-        created.clear()
+        extra = {"version": __version__, "spec": os.path.basename(spec.network.file),
+                 "spec_sha256": spec_hash(spec.sources.texts), "seed": opts.seed, "formats": list(opts.formats),
+                 "overrides": dict(spec.network.overrides)}
+        if opts.weights:
+            extra["weights"] = os.path.basename(opts.weights)
+        publish(staging, real, spec.name, result.files, extra)
+        result.out_dir = shown
         return result
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        for d in created:  # deepest first
-            with contextlib.suppress(OSError):
-                d.rmdir()
 
 
 def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str, str] | None) -> Result:
@@ -137,7 +126,11 @@ def _module(spec: Spec, opts: Options):
         raise io_error("E609", "compiling to torch formats needs torch: pip install 'archspec[torch,onnx]'") \
             from None
     from .codegen import build_module
+    from .codegen.build import check_memory
 
+    # The module, a TorchScript copy and an ONNX copy of its weights at once; verification runs
+    # batches of up to 3 (the interpreter check keeps every layer's output of a batch of 2).
+    check_memory(spec, batch=opts.batch or 3, copies=3)
     module = build_module(spec, seed=opts.seed).eval()
     if opts.verify:  # the module is the spec's network, shape for shape, before anything is exported
         from .export.verify import check_module
@@ -145,9 +138,9 @@ def _module(spec: Spec, opts: Options):
         check_module(module, spec.network)  # batch 2: enough to show the batch is not mixed in
     metadata = {"archspec.spec_sha256": spec_hash(spec.sources.texts), "archspec.seed": str(opts.seed)}
     if opts.weights:
-        from .export.weights import check_metadata, fit, read_checkpoint
+        from .export.weights import check_metadata, fit, read_checkpoint, state_bytes
 
-        state, meta = read_checkpoint(opts.weights)
+        state, meta = read_checkpoint(opts.weights, state_bytes(module))
         check_metadata(meta, spec.network.input_shape, opts.weights)
         fit(module, state, opts.weights)
         metadata.update({k: v for k, v in meta.items() if k.startswith("archspec.") and k not in metadata})

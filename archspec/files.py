@@ -78,8 +78,29 @@ def check_output_file(path: str | Path) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` does not exist", Span(path))
-    if not os.access(folder, os.W_OK):
-        raise io_error("E001", f"cannot write `{path}`: the folder `{folder}` is not writable", Span(path))
+    check_writable(folder, path)
+
+
+def check_writable(folder: str | Path, shown: str | Path | None = None) -> None:
+    """Refuse a folder no file can be written in (E001, exit 2). access(2) answers for a read-only file
+    system even to root, who may write anywhere else; nothing is written to find out."""
+    shown = str(shown if shown is not None else folder)
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    why = "Read-only file system" if read_only else "Permission denied"
+    raise io_error("E001", f"cannot write to `{folder}`: {why}", Span(shown))
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """`path` itself if it exists, else the closest folder above it that does (what `mkdir -p` would write in)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:

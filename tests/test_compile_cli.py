@@ -43,6 +43,9 @@ def snapshot(root: Path) -> dict[str, tuple]:
     """Every file and folder under root with its size, mtime and content hash."""
     state: dict[str, tuple] = {}
     for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            state[str(path.relative_to(root))] = ("link", os.readlink(path))
+            continue
         st = path.stat()
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         state[str(path.relative_to(root))] = (path.is_dir(), st.st_size if path.is_file() else 0, st.st_mtime_ns,
@@ -91,6 +94,32 @@ def trained_for_another_input(path: Path) -> None:
               metadata={"archspec.network": "lenet", "archspec.input": "1,32,32"})
 
 
+def with_value(key: str, value: torch.Tensor) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        state = lenet_state()
+        state[key] = value
+        torch.save(state, path)
+    return make
+
+
+def nan_weights(path: Path) -> None:
+    state = lenet_state()
+    state["3.weight"][0, 0, 0, 0] = float("nan")
+    state["3.weight"][1, 0, 0, 0] = float("inf")
+    torch.save(state, path)
+
+
+def zip_bomb(path: Path) -> None:
+    """A torch checkpoint whose archive holds a deflated entry of 256 MiB of zeros: a few hundred KB on disk."""
+    import zipfile
+
+    torch.save(lenet_state(), path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf, zf.open("archive/data/99", "w") as fh:
+        block = bytes(1 << 20)
+        for _ in range(256):
+            fh.write(block)
+
+
 CHECKPOINTS: dict[str, tuple[Callable[[Path], None], str, int, str]] = {
     # name: (make it, error code, exit status, a phrase of the message)
     "misfit": (misfit, "E601", 1, "missing (1): 11.bias"),
@@ -98,16 +127,24 @@ CHECKPOINTS: dict[str, tuple[Callable[[Path], None], str, int, str]] = {
     "pickle": (code_running_pickle, "E603", 1, "could run code"),
     "missing": (lambda path: None, "E001", 2, "no such checkpoint file"),
     "other-input": (trained_for_another_input, "E601", 1, "trained for input 1x32x32, not 1x28x28"),
+    "nan": (nan_weights, "E611", 1, "`3.weight` holds 2 NaN and infinite values of 2,400"),
+    "integer": (with_value("0.weight", torch.zeros(6, 1, 5, 5, dtype=torch.int64)), "E611",
+                1, "`0.weight` is a int64 tensor; the network's is float32"),
+    "bool": (with_value("0.bias", torch.zeros(6, dtype=torch.bool)), "E611", 1, "`0.bias` is a bool tensor"),
+    "complex": (with_value("0.bias", torch.zeros(6, dtype=torch.complex64)), "E611", 1, "is a complex64 tensor"),
+    "zip-bomb": (zip_bomb, "E602", 1, "it would take 256.2 MiB once read, more than the 64.9 MiB"),
 }
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A folder with an earlier build in out/lenet/ that a failed compile must leave alone."""
+    """A folder with an earlier build in out/lenet/ that a failed compile must leave alone, beside a
+    user's own file."""
     out = tmp_path / "out" / "lenet"
     out.mkdir(parents=True)
     (out / "lenet.py").write_text("# an earlier build\n")
-    (out / "notes.txt").write_text("mine\n")
+    (out / "lenet.onnx").write_text("an earlier onnx\n")
+    (tmp_path / "out" / "notes.txt").write_text("mine\n")
     (tmp_path / "out" / "a-file").write_text("not a folder\n")
     return tmp_path
 
@@ -235,7 +272,8 @@ def test_no_verify_skips_verification(capfd, monkeypatch, tmp_path: Path, verify
     code, output = cli(capfd, "compile", "specs/resnext.arch", "-o", str(tmp_path / "out"),
                        *([] if verify else ["--no-verify"]))
     assert code == 0, output
-    assert sorted(os.listdir(tmp_path / "out")) == ["resnext.onnx", "resnext.pt", "resnext.pt2", "resnext.py"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["archspec-manifest.json", "resnext.onnx", "resnext.pt",
+                                                    "resnext.pt2", "resnext.py"]
     assert ("verified: torchscript, pt2, onnx equal" in output) == verify
     assert calls == ([1] if verify else [])
 
@@ -250,10 +288,25 @@ def test_a_network_that_does_not_fit_in_memory_is_refused_before_allocating(tmp_
     out = tmp_path / "out"
     assert main(["compile", "specs/lenet.arch", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "error[E610]" in err and "61,706 parameters need" in err and len(err.strip().splitlines()) == 1
+    assert "error[E610]" in err and "61,706 parameters" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
-    monkeypatch.setattr(build, "available_memory", lambda: 300_000)
+    # Compiling holds three copies of the weights and runs batches of 3: 3 * 246,824 bytes of weights
+    # and 3 * (3,136 + 62,256) bytes of input and activations.
+    need = 3 * 246_824 + 3 * (4 * 28 * 28 + archspec.load(LENET).network.root.activation_bytes)
+    monkeypatch.setattr(build, "available_memory", lambda: need - 1)
+    assert main(["compile", "specs/lenet.arch", "-f", "python,torchscript", "-o", str(out)]) == 2
+    assert "activations" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setattr(build, "available_memory", lambda: need)
     assert main(["compile", "specs/lenet.arch", "-f", "python,torchscript", "-o", str(out)]) == 0
+
+
+def test_activations_count_too_a_tiny_network_at_a_huge_input(tmp_path, capsys):
+    """Four parameters at 100,000 x 100,000: refused before the 120 GB input is allocated."""
+    spec = tmp_path / "big.arch"
+    spec.write_text("network big() {\n    input [1, 100000, 100000]\n    conv2d(1, kernel=1)\n    relu\n}\n")
+    assert main(["compile", str(spec), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "error[E610]" in err and "activations of" in err and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("seed", ["99999999999999999999", "-1", "x"])
@@ -268,3 +321,118 @@ def test_port_weights_without_safetensors_says_what_to_install(tmp_path, capsys,
     assert main(["port-weights", "specs/lenet.arch", "--from", "x.pth", "-o", str(tmp_path / "y.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "error[E609]" in err and "pip install 'archspec[torch]'" in err and not list(tmp_path.iterdir())
+
+
+# ---- the output folder is published as one unit ------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_recompiling_with_fewer_formats_leaves_no_stale_artifact(capfd, tmp_path: Path) -> None:
+    """A 5-class `.py` beside the 10-class `.pt` of an earlier compile was possible: the set is replaced whole."""
+    out = tmp_path / "lenet"
+    assert cli(capfd, "compile", LENET, "-o", str(out), "-f", "python,torchscript")[0] == 0
+    assert sorted(os.listdir(out)) == ["archspec-manifest.json", "lenet.pt", "lenet.py"]
+    code, output = cli(capfd, "compile", LENET, "-o", str(out), "-f", "python", "--set", "num_classes=5")
+    assert code == 0, output
+    assert sorted(os.listdir(out)) == ["archspec-manifest.json", "lenet.py"]
+    import json
+
+    manifest = json.loads((out / "archspec-manifest.json").read_text())
+    assert manifest["files"] == ["lenet.py"] and manifest["overrides"] == {"num_classes": "5"}
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet"]  # no staging folder left beside it
+
+
+def test_a_folder_holding_other_files_is_refused_before_any_work(capfd, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work\n")
+    import archspec.compile as compile_stage
+
+    monkeypatch.setattr(compile_stage, "_module", lambda *a: pytest.fail("work began before the folder was checked"))
+    code, output = cli(capfd, "compile", LENET, "-o", str(out))
+    assert_clean(code, output, 2, "holds files this compile would remove: thesis.tex", "E604")
+    assert _files(out) == {"thesis.tex": b"years of work\n"}
+
+
+@pytest.mark.parametrize("case", ["dangling-link", "read-only", "working-folder"])
+def test_an_unusable_output_folder_is_refused_before_any_work(capfd, tmp_path: Path, monkeypatch, case) -> None:
+    import archspec.compile as compile_stage
+    import archspec.files as files
+
+    monkeypatch.setattr(compile_stage, "_module", lambda *a: pytest.fail("work began before the folder was checked"))
+    if case == "dangling-link":
+        (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+        target, error, phrase = tmp_path / "out", "E604", "which does not exist"
+    elif case == "read-only":  # as a read-only file system answers, for root too
+        real = os.access
+        monkeypatch.setattr(files.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+        target, error, phrase = tmp_path / "out", "E001", "cannot write to"
+    else:
+        monkeypatch.chdir(tmp_path)
+        target, error, phrase = Path("."), "E604", "holds the working folder"
+    before = snapshot(tmp_path)
+    code, output = cli(capfd, "compile", str(ROOT / LENET), "-o", str(target))
+    assert_clean(code, output, 2, phrase, error)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_link_to_a_folder_elsewhere_is_followed(capfd, tmp_path: Path) -> None:
+    """Staging happens beside the real folder (its file system), so the swap is a rename, never a copy."""
+    elsewhere = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path / "elsewhere"
+    real = Path(__import__("tempfile").mkdtemp(prefix="archspec-test-", dir=elsewhere))
+    try:
+        (tmp_path / "out").symlink_to(real)
+        code, output = cli(capfd, "compile", LENET, "-o", str(tmp_path / "out"), "-f", "python")
+        assert code == 0, output
+        assert (tmp_path / "out").is_symlink() and sorted(os.listdir(real)) == ["archspec-manifest.json", "lenet.py"]
+        assert [p.name for p in real.parent.iterdir() if p.name.startswith(f".{real.name}.")] == []
+    finally:
+        import shutil
+
+        shutil.rmtree(real, ignore_errors=True)
+
+
+def test_a_swap_that_fails_halfway_puts_the_previous_set_back(capfd, tmp_path: Path, monkeypatch) -> None:
+    """Without renameat2, publishing is two renames; if the second fails, the first is undone."""
+    import archspec.outdir as outdir
+
+    out = tmp_path / "lenet"
+    assert cli(capfd, "compile", LENET, "-o", str(out), "-f", "python,torchscript")[0] == 0
+    before = _files(out)
+    monkeypatch.setattr(outdir, "_renameat2", lambda a, b: False)
+    real_rename = os.rename
+    calls = []
+
+    def flaky(a, b):
+        calls.append((str(a), str(b)))
+        if len(calls) == 2:  # the staging folder onto the target
+            raise OSError(28, "No space left on device")
+        return real_rename(a, b)
+    monkeypatch.setattr(outdir.os, "rename", flaky)
+    code, output = cli(capfd, "compile", LENET, "-o", str(out), "-f", "python", "--set", "num_classes=5")
+    assert code != 0 and "Traceback" not in output
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet"]
+
+
+def test_sigterm_during_a_compile_leaves_no_staging_folder(tmp_path: Path) -> None:
+    """VGG-11's exports take seconds: SIGTERM arrives while artifacts are being written."""
+    import signal
+    import time
+
+    out = tmp_path / "vgg11"
+    proc = subprocess.Popen([sys.executable, "-m", "archspec", "compile", "specs/vgg11.arch", "-o", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.startswith(".vgg11.staging.") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the writing
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "archspec: terminated" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []

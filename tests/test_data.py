@@ -290,3 +290,62 @@ def test_archspec_data_on_a_corrupt_gzip_leaves_no_folder(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert err.startswith("archspec: error[E702]: cannot read ") and "t10k-images-idx3-ubyte.gz" in err
     assert list((tmp_path / "root").iterdir()) == []
+
+
+# ---- hostile data: bombs, labels out of range, damaged images --------------------------------------
+
+def _gzip_bomb(path: Path, header: bytes, size: int) -> None:
+    """A gzip file of a few MB that decompresses to `size` bytes: a header, then zeros (one compressed
+    member of 64 MiB of zeros, repeated: gzip reads concatenated members as one stream)."""
+    member = gzip.compress(bytes(64 << 20), compresslevel=9)
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(header))
+        for _ in range(size // (64 << 20)):
+            fh.write(member)
+
+
+def test_archspec_data_stops_decompressing_a_bomb_at_the_pinned_size(tmp_path: Path, capsys) -> None:
+    """A 5 MB gzip that decompresses to 5 GB: refused after the 47 MB the pinned file has, not after 5 GB."""
+    fashion_files(tmp_path / "debian", 8, 5)
+    _gzip_bomb(tmp_path / "debian" / "train-images-idx3-ubyte.gz", b"\0\0\x08\x03" + (60_000).to_bytes(4, "big")
+               + (28).to_bytes(4, "big") * 2, 5 << 30)
+    assert (tmp_path / "debian" / "train-images-idx3-ubyte.gz").stat().st_size < 10 << 20
+    code = main(["data", "fashion-mnist", "--from", str(tmp_path / "debian"), "--to", str(tmp_path / "root")])
+    err = capsys.readouterr().err
+    assert code == 1 and "error[E703]" in err and "decompresses to more than the 47,040,016 bytes" in err
+    assert not (tmp_path / "root").exists()
+
+
+def test_reading_an_idx_bomb_reads_no_more_than_its_header_says(tmp_path: Path) -> None:
+    """The header says 8 images; 4 GB of zeros follow. One byte past the 6,272 is enough to refuse it."""
+    fashion_files(tmp_path, 8, 5)
+    header = b"\0\0\x08\x03" + (8).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    _gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", header, 4 << 30)
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ArchError, match="padded: it holds more"):
+        fashion_mnist(tmp_path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: far from 4 GB
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_a_label_out_of_range_is_a_located_data_error(tmp_path: Path, split: str, capsys) -> None:
+    fashion_files(tmp_path / "data", 8, 5)
+    labels = np.array([1, 2, 10, 3, 4, 5, 6, 7][: 8 if split == "train" else 5])
+    write_idx(tmp_path / "data" / f"{split}-labels-idx1-ubyte.gz", labels)
+    code = main(["train", "specs/lenet.arch", "--data", f"fashion-mnist:{tmp_path / 'data'}", "--epochs", "1",
+                 "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "error[E702]" in err and "label 10 of image 2 is not a class (0 to 9)" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_image_is_a_data_error_and_writes_no_run(tmp_path: Path, capsys) -> None:
+    folder = png_folder(tmp_path / "imgs", per_class=6)
+    (folder / "dog" / "003.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really")
+    code = main(["train", "specs/lenet.arch", "--data", f"imagefolder:{folder}", "--set", "num_classes=3",
+                 "--epochs", "1", "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "error[E702]: cannot read the image" in err and "003.png" in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()

@@ -107,3 +107,37 @@ def test_an_import_through_a_link_out_of_the_folder_is_refused(tmp_path, capsys)
     (project / "lib").symlink_to(outside)
     code, text, _ = _check(capsys, str(_importer(project, "lib/secret.arch")))
     assert code == 2 and "error[E216]" in text and "hunter2" not in text
+
+
+# ---- CI can always parse --format json ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, code, want", [
+    (["summary", "tests/bad/output_zero.arch", "--format", "json"], 1, "E401"),
+    (["summary", "tests/bad/no_such_file.arch", "--format", "json"], 2, "E001"),
+    (["summary", "tests/bad/werror.arch", "--format", "json", "--werror"], 1, "W601"),
+    (["bench", "tests/bad/output_zero.arch", "--format", "json"], 1, "E401"),
+    (["bench", "specs/lenet.arch", "--format", "json", "-o", "."], 2, "E604"),
+])
+def test_json_output_on_errors_is_json(capsys, argv, code, want):
+    import json
+
+    assert main(argv) == code
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["exit_code"] == code and [d["code"] for d in report["diagnostics"]] == [want]
+
+
+def test_an_internal_error_under_json_is_json_too(capsys, monkeypatch):
+    import json
+
+    import archspec.summary
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(archspec.summary, "as_dict", broken)
+    assert main(["summary", "specs/lenet.arch", "--format", "json"]) == 3
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["exit_code"] == 3 and report["diagnostics"][0]["code"] == "E900"
+    assert "internal error: RuntimeError: a bug" in report["diagnostics"][0]["message"]
+    assert "this is a bug in archspec" in captured.err

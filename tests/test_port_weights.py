@@ -195,6 +195,9 @@ def test_cli_writes_safetensors_that_compile_accepts(spec, hand, tmp_path, capsy
     fit(fresh, state, str(out))
     same_outputs(fresh, hand)
     assert sorted(os.listdir(tmp_path)) == ["hand.pth", "lenet.safetensors"]  # no temporary left
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # as any other output; it was 0600
 
 
 def _misfit(tmp: Path, hand: HandLeNet) -> Path:

@@ -11,6 +11,7 @@ import linecache
 import re
 import sys
 import types
+from math import prod
 
 import torch
 
@@ -58,15 +59,26 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(spec) -> None:
-    """Refuse a network whose fp32 weights would not fit in the available memory, before allocating."""
+def check_memory(spec, batch: int = 0, copies: int = 1) -> None:
+    """Refuse, before allocating, a network that would not fit in the available memory (E610, exit 2).
+
+    `copies` of its fp32 weights (the module, and what an export holds besides), and, when it is
+    to be run at `batch`, its input and every layer's output at that batch: the static summary's
+    activation size, an upper bound on what one forward pass keeps alive.
+    """
     from ..errors import Span, io_error
 
-    need = spec.params * 4
-    have = available_memory()
+    weights = spec.params * 4 * copies
+    net = spec.network
+    activations = batch * (4 * prod(net.input_shape) + net.root.activation_bytes)
+    need, have = weights + activations, available_memory()
     if have is not None and need > have:
-        raise io_error("E610", f"the network's {spec.params:,} parameters need {need / 2**30:.1f} GiB as fp32; this "
-                               f"machine has {have / 2**30:.1f} GiB available", Span(spec.network.file))
+        parts = f"{spec.params:,} parameters ({weights / 2**30:.1f} GiB as fp32"
+        parts += f", {copies} copies)" if copies > 1 else ")"
+        if batch:
+            parts += f" and activations of {activations / 2**30:.1f} GiB at batch {batch}"
+        raise io_error("E610", f"the network needs {need / 2**30:.1f} GiB: {parts}; this machine has "
+                               f"{have / 2**30:.1f} GiB available", Span(net.file))
 
 
 def instantiate(module: types.ModuleType, seed: int = 0) -> torch.nn.Module:

@@ -19,13 +19,17 @@ from ..errors import ArchError, Diagnostic, Span, error, io_error
 SHOWN = 5  # keys listed per kind of problem
 
 
-def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state_dict, metadata) from a torch `.pth`/`.pt` state_dict or a `.safetensors` file."""
+def read_checkpoint(path: str, expected_bytes: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state_dict, metadata) from a torch `.pth`/`.pt` state_dict or a `.safetensors` file.
+
+    `expected_bytes` is what the network's own state takes; a checkpoint that would take much more
+    once read (a zip archive's entries are sized before anything is decompressed) is refused."""
     p = Path(path)
     if p.is_dir():
         raise io_error("E006", f"`{path}` is a directory, not a checkpoint", Span(path))
     if not p.exists():
         raise io_error("E001", "no such checkpoint file", Span(path))
+    check_size(path, expected_bytes)
     with open(p, "rb") as fh:
         head = fh.read(16)
     if _looks_like_safetensors(head):
@@ -45,6 +49,42 @@ def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]
         raise error("E602", f"not a checkpoint: neither a torch state_dict nor a safetensors file "
                             f"({type(exc).__name__})", Span(path)) from None
     return _state_dict_of(obj, path), {}
+
+
+def state_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def check_size(path: str, expected_bytes: int | None = None) -> None:
+    """Refuse, before reading it, a checkpoint that is not a regular file (E007), or that would take more
+    memory than a checkpoint of this network can (a few times its own state, for optimizer state and
+    other precisions) or than this machine has (E602): torch's zip archives are sized by their entries,
+    so a small zip bomb is refused without a byte of it decompressed."""
+    import os
+    import stat
+    import zipfile
+
+    from ..codegen.build import available_memory
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise io_error("E007", f"`{path}` is not a regular file: a checkpoint must be one", Span(path))
+    size = st.st_size
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                size = sum(info.file_size for info in zf.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise error("E602", "not a checkpoint: a damaged zip archive", Span(path)) from None
+    have = available_memory()
+    limits = [(have, "this machine has available")] if have else []
+    if expected_bytes is not None:
+        limits.append((4 * expected_bytes + (64 << 20), "a checkpoint of this network can need"))
+    for limit, what in limits:
+        if size > limit:
+            raise error("E602", f"refusing to read this checkpoint: it would take {size / 2**20:,.1f} MiB once read, "
+                                f"more than the {limit / 2**20:,.1f} MiB {what}", Span(path))
 
 
 def _refused_global(message: str) -> bool:
@@ -88,7 +128,8 @@ def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
 
 
 def fit(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """Load a state_dict strictly, or raise E601 naming what is missing, unexpected or mis-shaped."""
+    """Load a state_dict strictly, or raise E601 naming what is missing, unexpected or mis-shaped, or E611
+    naming a tensor whose values cannot be the network's (not finite, or not a float for a float one)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -101,8 +142,27 @@ def fit(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> 
             notes.append(f"{what} ({len(keys)}): " + ", ".join(keys[:SHOWN]) + more)
     if notes:
         raise ArchError(Diagnostic("E601", "the checkpoint does not fit this network", Span(where), tuple(notes)))
+    check_values(state, own, where)
     with torch.no_grad():
         module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def check_values(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], where: str) -> None:
+    """E611 for the first tensor, in the network's order, that a float tensor of the network cannot take:
+    an integer, bool or complex tensor (its values would be cast or refused), or NaN or infinite values."""
+    for key, mine in own.items():
+        theirs = state[key]
+        if not mine.is_floating_point():
+            continue
+        if not theirs.is_floating_point():
+            raise error("E611", f"the checkpoint's `{key}` is a {str(theirs.dtype).removeprefix('torch.')} tensor; "
+                                f"the network's is {str(mine.dtype).removeprefix('torch.')}", Span(where))
+        finite = torch.isfinite(theirs)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            kinds = " and ".join(k for k, f in (("NaN", torch.isnan), ("infinite", torch.isinf)) if bool(f(theirs).any()))
+            raise error("E611", f"the checkpoint's `{key}` holds {bad:,} {kinds} value{'s' * (bad != 1)} of "
+                                f"{theirs.numel():,}", Span(where))
 
 
 def check_metadata(meta: dict[str, str], input_shape: tuple[int, ...], where: str) -> None:
@@ -152,7 +212,7 @@ def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, to
         example = _default_example(target)
     if isinstance(source, str):
         where = source
-        source, _ = read_checkpoint(source)
+        source, _ = read_checkpoint(source, state_bytes(target))
     ours = _stateful_in_order(target, example)
     how = "the tensors are matched in execution order"
     if isinstance(source, torch.nn.Module):
@@ -196,28 +256,17 @@ def _default_example(target: torch.nn.Module) -> torch.Tensor:
 
 def save_ported(spec, source: str, out: str) -> int:
     """`archspec port-weights`: a checkpoint mapped onto the spec's module, written as safetensors."""
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
 
     from ..codegen import build_module, spec_hash
+    from ..files import atomic_write, check_output_file
     from .pt2 import example_input
 
-    out_path = Path(out)
-    if out_path.is_dir():
-        raise io_error("E604", f"the output path `{out}` is a folder, not a file", Span(out))
+    check_output_file(out)  # before any work: a folder, a link, a missing or read-only folder
     module = build_module(spec)
     state = port_weights(module, source, example_input(spec.network.input_shape, 2))
     meta = {"archspec.network": spec.name, "archspec.spec_sha256": spec_hash(spec.sources.texts),
             "archspec.input": ",".join(map(str, spec.network.input_shape))}
     tensors = {k: v.contiguous() for k, v in state.items()}
-    parent = out_path.parent if str(out_path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=parent)
-        os.close(fd)
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, out_path)
-    except OSError as exc:
-        raise io_error("E001", f"cannot write `{out}`: {exc.strerror or exc}", Span(out)) from None
+    atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=meta))  # with the umask's mode, as any output
     return len(tensors)

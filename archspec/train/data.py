@@ -193,22 +193,34 @@ def _download(root: Path) -> None:
                                    f"fashion-mnist --to {root}`") from None
 
 
+MAX_IDX_BYTES = 1 << 31  # an IDX file's body: Fashion-MNIST's largest is 47 MB
+
+
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
-    """An IDX file (gzipped or not) of unsigned bytes: images [N, H, W] (ndim 3) or labels [N] (ndim 1)."""
+    """An IDX file (gzipped or not) of unsigned bytes: images [N, H, W] (ndim 3) or labels [N] (ndim 1).
+
+    The header says how many bytes follow; no more than that (and one more, to tell a padded file)
+    is ever read or decompressed, so a small gzip bomb costs nothing."""
+    what = "images" if ndim == 3 else "labels"
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
-            raw = fh.read()
+            head = fh.read(4)
+            if len(head) < 4 or head[:3] != b"\0\0\x08" or head[3] != ndim:
+                raise error("E702", f"`{path}` is not an IDX file of {what} (unsigned bytes, {ndim} dimension"
+                                    f"{'s' * (ndim > 1)})")
+            sizes = fh.read(4 * ndim)
+            dims = [int.from_bytes(sizes[4 * k: 4 * k + 4], "big") for k in range(ndim)]
+            expected = int(np.prod(dims, dtype=object)) if len(sizes) == 4 * ndim else -1
+            if not 0 <= expected <= MAX_IDX_BYTES:
+                raise error("E702", f"`{path}`: its header says {'x'.join(map(str, dims)) or 'nothing'}, which is "
+                                    f"{'more than ' + format(MAX_IDX_BYTES, ',') + ' bytes' if expected > 0 else 'cut short'}")
+            body = fh.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise error("E702", f"cannot read `{path}`: {exc}") from None
-    what = "images" if ndim == 3 else "labels"
-    if len(raw) < 4 or raw[:3] != b"\0\0\x08" or raw[3] != ndim:
-        raise error("E702", f"`{path}` is not an IDX file of {what} (unsigned bytes, {ndim} dimension"
-                            f"{'s' * (ndim > 1)})")
-    dims = [int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
-    body = raw[4 + 4 * ndim:]
-    if len(body) != int(np.prod(dims)):
-        raise error("E702", f"`{path}` is truncated or padded: its header says {'x'.join(map(str, dims))}, "
-                            f"that is {int(np.prod(dims))} bytes, and it holds {len(body)}")
+        raise error("E702", f"cannot read `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(body) != expected:
+        state = "padded: it holds more" if len(body) > expected else f"truncated: it holds {len(body):,} bytes"
+        raise error("E702", f"`{path}` is {state}; its header says {'x'.join(map(str, dims))}, that is "
+                            f"{expected:,} bytes")
     t = torch.from_numpy(np.frombuffer(body, dtype=np.uint8).reshape(dims).copy())
     return t if ndim == 3 else t.long()
 
@@ -224,6 +236,11 @@ def write_idx(path: Path, array) -> None:
 def _check_pair(images: torch.Tensor, labels: torch.Tensor, where: Path) -> None:
     if len(images) != len(labels):
         raise error("E702", f"Fashion-MNIST in `{where}`: {len(images)} images but {len(labels)} labels")
+    bad = ((labels < 0) | (labels >= len(CLASSES))).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise error("E702", f"Fashion-MNIST in `{where}`: label {int(labels[i])} of image {i} is not a class "
+                            f"(0 to {len(CLASSES) - 1}); {len(bad)} label{'s' * (len(bad) != 1)} out of range")
 
 
 # ---- a folder of images ---------------------------------------------------------------------
@@ -239,13 +256,14 @@ def _image_folder(folder: Path, channels: int, size: tuple[int, ...], name: str)
     val_dir = next((folder / v for v in ("val", "test") if (folder / v).is_dir()), None)
     try:
         if (folder / "train").is_dir() and val_dir is not None:
-            train, val = ImageFolder(str(folder / "train"), tf), ImageFolder(str(val_dir), tf)
+            train, val = (ImageFolder(str(folder / "train"), tf, loader=load_image),
+                          ImageFolder(str(val_dir), tf, loader=load_image))
             if train.classes != val.classes:
                 raise error("E702", f"`{folder}`: train/ has classes {train.classes}, {val_dir.name}/ has "
                                     f"{val.classes}")
             classes = train.classes
         else:
-            every = ImageFolder(str(folder), tf)
+            every = ImageFolder(str(folder), tf, loader=load_image)
             held = _every_fifth(every.targets)
             keep = sorted(set(range(len(every))) - set(held))
             if not held:
@@ -256,6 +274,35 @@ def _image_folder(folder: Path, channels: int, size: tuple[int, ...], name: str)
         raise error("E702", f"`{folder}` is not an image folder (CLASS/image files, or train/ and val/ of "
                             f"them): {exc}") from None
     return Data(train, val, list(classes), preprocessing(channels, size, True), name)
+
+
+class DataError(ValueError):
+    """An image that cannot be read; it may be raised in a DataLoader worker, so it carries text only."""
+
+
+def load_image(path: str):
+    """An image as RGB (ImageFolder's loader), or DataError naming the file: a damaged file, one that is
+    no image, or a decompression bomb (PIL refuses images of over about 179 million pixels)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read the image `{path}`: {str(exc).splitlines()[0][:200] or type(exc).__name__}") \
+            from None
+
+
+def data_error_message(exc: BaseException) -> str | None:
+    """The message of a DataError, also when a DataLoader worker raised it (and torch wrapped its text)."""
+    text = str(exc)
+    if isinstance(exc, DataError) and "Traceback" not in text:
+        return text
+    marker = "DataError: "
+    if marker in text:
+        return text.rsplit(marker, 1)[1].strip().splitlines()[0]
+    return None
 
 
 def _every_fifth(targets: list[int]) -> list[int]:

@@ -142,6 +142,14 @@ def _checkpoint_epochs(path: Path, spec: dict[str, Any]) -> int:
     """Load last.ckpt as Lightning will (weights only, no code run), check it is this run's; its epochs."""
     import torch
 
+    from ..errors import ArchError
+    from ..export.weights import check_size
+
+    params = spec.get("params")
+    try:
+        check_size(str(path), 4 * params if isinstance(params, int) and params >= 0 else None)
+    except ArchError as exc:
+        raise _bad(path, exc.diagnostics[0].message) from None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:

@@ -30,8 +30,9 @@ from torch.utils.data import DataLoader, Sampler
 from .. import __version__
 from ..codegen import spec_hash
 from ..errors import error, io_error
+from ..files import check_writable, nearest_existing
 from . import artifacts as art
-from .data import Data, Indexed, cached
+from .data import Data, Indexed, cached, data_error_message
 from .interrupt import Interrupted, Stop
 from .module import Classifier, init_xavier
 from .recipe import Recipe, absolute_source
@@ -88,6 +89,10 @@ def check_out(out: Path, resume: bool) -> None:
     if held and not resume and primary():  # DDP's other processes start once rank 0 has begun writing
         raise io_error("E706", f"`{out}` already holds a run ({', '.join(held)}); continue it with --resume {out}, "
                                "or pass -o for another folder")
+    if primary():  # a read-only folder is said now, not as an error from deep inside Lightning later
+        where = nearest_existing(out)
+        if where.is_dir():
+            check_writable(where)
 
 
 def _make_out(out: Path) -> None:
@@ -111,16 +116,26 @@ def train(run: Run, where: Where) -> dict[str, Any]:
     stop = Stop()
     ckpt = str(where.out / "last.ckpt") if where.resume else None
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    trainer = None
     try:
         with _quiet():
             trainer = _trainer(run.recipe, where, [recorder, stop])
-            _make_out(where.out)
+            # Data that fits in memory is decoded here, before the run folder is made: a damaged
+            # image is an error (E702) with nothing written.
             train_dl, val_dl = _loaders(run, where, trainer.world_size)
+            _make_out(where.out)
             with stop.handling_sigint():
                 trainer.fit(model, train_dl, val_dl, ckpt_path=ckpt)
     except Interrupted:
         recorder.finish(trainer, "interrupted")
         raise
+    except Exception as exc:
+        why = data_error_message(exc)
+        if why is None:
+            raise
+        if trainer is not None and (where.out / "summary.json").exists():
+            recorder.finish(trainer, "failed")  # the folder says what happened, not "running"
+        raise error("E702", why) from None
     finally:  # Lightning's deterministic="warn" is process-wide: leave the process as it was
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     return recorder.finish(trainer, "done")
@@ -249,12 +264,12 @@ class Recorder(Callback):
         """Lightning's checkpoint, moved into place in one step (every process takes part in saving)."""
         final = self.where.out / "last.ckpt"
         tmp = final.parent / f".{final.name}.saving"
-        trainer.save_checkpoint(str(tmp))
-        if trainer.is_global_zero:
-            try:
+        try:
+            trainer.save_checkpoint(str(tmp))
+            if trainer.is_global_zero:
                 os.replace(tmp, final)
-            except OSError as exc:
-                raise io_error("E001", f"cannot write `{final}`: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise io_error("E001", f"cannot write `{final}`: {exc.strerror or exc}") from None
 
     def finish(self, trainer, status: str) -> dict[str, Any]:
         summary = self._summary(trainer, status)

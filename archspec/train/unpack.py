@@ -32,6 +32,14 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
+# decompressed file -> its size in bytes (a 16- or 8-byte IDX header, then 28x28 images or labels):
+# decompression stops past it, so a small gzip bomb cannot fill the disk before the check fails.
+SIZES = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
 FILES = tuple(SHA256)
 GZ_FILES = tuple(f"{f}.gz" for f in FILES)
 CHUNK = 1 << 20
@@ -75,8 +83,11 @@ def unpack(source: str | Path, root: str | Path) -> list[Path]:
     try:
         bad: list[Diagnostic] = []
         for name, path in found.items():
-            temporaries[name], digest = _decompress(path, target / name)  # type: ignore[arg-type]
-            if digest != SHA256[name]:
+            temporaries[name], digest = _decompress(path, target / name, SIZES[name])  # type: ignore[arg-type]
+            if digest is None:
+                bad.append(Diagnostic("E703", f"`{path}` does not hold the Fashion-MNIST data the project pins: it "
+                                              f"decompresses to more than the {SIZES[name]:,} bytes of {name}"))
+            elif digest != SHA256[name]:
                 bad.append(Diagnostic("E703", f"`{path}` does not hold the Fashion-MNIST data the project pins: "
                                               f"sha256 of its contents {digest}, expected {SHA256[name]}"))
         if bad:
@@ -120,15 +131,20 @@ def _input(source: Path, name: str) -> Path | None:
     return None
 
 
-def _decompress(path: Path, dest: Path) -> tuple[str, str]:
-    """Decompress (or copy) `path` into a temporary file beside `dest`: (its name, the content's SHA-256)."""
+def _decompress(path: Path, dest: Path, size: int) -> tuple[str, str | None]:
+    """Decompress (or copy) `path` into a temporary file beside `dest`: (its name, the content's SHA-256,
+    or None when it holds more than `size` bytes, where it stops)."""
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    written = 0
     try:
         with os.fdopen(fd, "wb") as out, _open(path) as src:
-            while block := src.read(CHUNK):
+            while block := src.read(min(CHUNK, size + 1 - written)):
                 h.update(block)
                 out.write(block)
+                written += len(block)
+                if written > size:
+                    return tmp, None
     except (OSError, EOFError, zlib.error) as exc:
         os.unlink(tmp)
         raise error("E702", f"cannot read `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
