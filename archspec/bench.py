@@ -336,9 +336,8 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
     """Compile (verified) into a scratch folder, then time every backend, each in its own process."""
     import tempfile
 
-    from .compile import Options, compile_spec
-
     from .codegen.build import check_memory
+    from .compile import Options, compile_spec
 
     providers = opts.providers or (["cuda"] if opts.device == "cuda" else ["cpu"])
     check_request(opts.device, opts.dtype, providers)

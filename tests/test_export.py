@@ -9,6 +9,7 @@ wrote as it goes (VGG-11 alone is half a gigabyte per format).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -75,7 +76,9 @@ def built(tmp_path_factory: pytest.TempPathFactory):
 def check_contract(spec: archspec.Spec, out: Path, full: bool = True) -> onnx.ModelProto:
     """What every compiled folder and its .onnx must be; `full` adds the checker and onnxruntime runs."""
     name = spec.name
-    assert sorted(os.listdir(out)) == sorted(name + SUFFIX[f] for f in FORMATS)  # no .onnx.data, no leftovers
+    files = sorted(name + SUFFIX[f] for f in FORMATS)
+    assert sorted(os.listdir(out)) == sorted([*files, "archspec-manifest.json"])  # no .onnx.data, no leftovers
+    assert json.loads((out / "archspec-manifest.json").read_text())["files"] == files
     path = out / f"{name}.onnx"
     data = path.read_bytes()
     for bad in (*FORBIDDEN, str(ROOT).encode(), str(out).encode()):

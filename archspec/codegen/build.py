@@ -15,7 +15,6 @@ from math import prod
 
 import torch
 
-
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 

@@ -160,7 +160,8 @@ def check_values(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], w
         finite = torch.isfinite(theirs)
         if not bool(finite.all()):
             bad = int((~finite).sum())
-            kinds = " and ".join(k for k, f in (("NaN", torch.isnan), ("infinite", torch.isinf)) if bool(f(theirs).any()))
+            found = (("NaN", torch.isnan), ("infinite", torch.isinf))
+            kinds = " and ".join(k for k, f in found if bool(f(theirs).any()))
             raise error("E611", f"the checkpoint's `{key}` holds {bad:,} {kinds} value{'s' * (bad != 1)} of "
                                 f"{theirs.numel():,}", Span(where))
 

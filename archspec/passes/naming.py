@@ -12,6 +12,7 @@ from .. import ir
 from ..errors import ArchError, Diagnostic, error
 from ..names import label_problem, network_problem
 
+
 def assign_paths(net: ir.Network) -> ir.Network:
     problem = network_problem(net.name)
     if problem:

@@ -212,8 +212,9 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
             dims = [int.from_bytes(sizes[4 * k: 4 * k + 4], "big") for k in range(ndim)]
             expected = int(np.prod(dims, dtype=object)) if len(sizes) == 4 * ndim else -1
             if not 0 <= expected <= MAX_IDX_BYTES:
+                what_size = f"more than {MAX_IDX_BYTES:,} bytes" if expected > 0 else "cut short"
                 raise error("E702", f"`{path}`: its header says {'x'.join(map(str, dims)) or 'nothing'}, which is "
-                                    f"{'more than ' + format(MAX_IDX_BYTES, ',') + ' bytes' if expected > 0 else 'cut short'}")
+                                    f"{what_size}")
             body = fh.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise error("E702", f"cannot read `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
