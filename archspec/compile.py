@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .api import Spec
 from .codegen import source_of, spec_hash
-from .errors import ArchError, error, io_error
+from .errors import ArchError, error, foreign_text, io_error
 from .outdir import check_target, publish, staged
 
 FORMATS = ("python", "torchscript", "pt2", "onnx")
@@ -154,7 +154,7 @@ def _exporting(fn):
     except ArchError:
         raise
     except Exception as exc:  # torch.export's own failure: report it as ours, with the cause
-        raise error("E608", f"torch.export failed: {str(exc).splitlines()[0][:300]}") from None
+        raise error("E608", f"torch.export failed: {foreign_text(exc)}") from None
 
 
 def _providers(device: str) -> list[str]:

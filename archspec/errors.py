@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -82,6 +83,18 @@ def error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> ArchErr
 
 def io_error(code: str, message: str, span: Span = NO_SPAN, *notes: str) -> ArchError:
     return ArchError(Diagnostic(code, message, span, tuple(notes), io=True))
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def foreign_text(exc: BaseException | str, limit: int = 300) -> str:
+    """What a foreign tool's error says, fit for one line of ours: terminal escapes and control
+    characters stripped, its first line that says something, cut to `limit` characters."""
+    text = _ESCAPES.sub("", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -297,3 +297,90 @@ def test_value_mutants_reach_the_shape_passes(zoo, mutant):
 def test_the_zoo_itself_checks(zoo):
     for rel in ZOO:
         assert check_mutant(zoo, rel, TEXTS[rel]) == [], rel
+
+
+# ---- differential: random chains against a plain-torch reference, then ONNX --------------------
+
+from differential import chains, reference, spec_text  # noqa: E402  (tests/ is on the path under pytest)
+
+DIFF = settings(FUZZ, max_examples=80)
+DIFF_ONNX = settings(FUZZ, max_examples=14)
+
+
+def _reference_or_error(shape, chain, head):
+    torch = pytest.importorskip("torch")
+    try:
+        return reference(shape, chain, head), None
+    except (RuntimeError, ValueError) as exc:  # torch refuses the chain
+        return None, exc
+    finally:
+        del torch
+
+
+def _macs(net, shape) -> int:
+    """Multiply-accumulates of convolutions and linear layers, as torch's flop counter counts them, halved."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+@DIFF
+@given(case=chains())
+def test_differential_shapes_params_and_macs_agree_with_torch(case):
+    """archspec accepts exactly the chains torch runs, with torch's shapes, parameters and MACs."""
+    import torch
+
+    shape, chain, head = case
+    text = spec_text(shape, chain, head)
+    ref, refused = _reference_or_error(shape, chain, head)
+    try:
+        spec = archspec.loads(text, name="diff.arch")
+    except archspec.ArchError as exc:
+        assert ref is None, f"archspec refuses what torch runs:\n{text}\n{exc}"
+        _well_formed([_as_dict(d) for d in exc.diagnostics])
+        event("both refuse")
+        return
+    assert ref is not None, f"archspec accepts what torch refuses ({refused}):\n{text}"
+    shapes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for m in ref]
+    with torch.no_grad():
+        ref(torch.zeros(1, *shape))
+    for h in hooks:
+        h.remove()
+    assert [tuple(n.out_shape) for n in spec.network.root.children] == shapes, text
+    assert spec.params == sum(p.numel() for p in ref.parameters()), text
+    assert spec.macs == _macs(ref, shape), text
+    event("both accept")
+
+
+@DIFF_ONNX
+@given(case=chains())
+def test_differential_onnx_equals_the_reference_in_onnxruntime(case, tmp_path_factory):
+    """A sample of the valid chains, compiled to ONNX with the reference's weights: onnxruntime at batch 1
+    and 3 equals the plain-torch reference."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from archspec.compile import Options, compile_spec
+
+    shape, chain, head = case
+    ref, _ = _reference_or_error(shape, chain, head)
+    if ref is None:
+        event("torch refuses: nothing to export")
+        return
+    spec = archspec.loads(spec_text(shape, chain, head), name="diff.arch")
+    folder = tmp_path_factory.mktemp("diff")
+    torch.save(ref.state_dict(), folder / "ref.pth")
+    compile_spec(spec, Options(formats=("onnx",), out_dir=str(folder / "out"), weights=str(folder / "ref.pth")))
+    session = ort.InferenceSession(str(folder / "out" / "diff.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            want = ref(x).numpy()
+        (got,) = session.run(None, {"input": x.numpy()})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=spec_text(shape, chain, head))
+    event("exported")

@@ -21,7 +21,8 @@ import onnx.numpy_helper
 import torch
 
 from .. import __version__, ir
-from ..errors import error, io_error
+from ..errors import error, foreign_text, io_error
+from .lowering import translations
 
 DEFAULT_OPSET = 18  # what the exporter's own op library (onnxscript) targets
 MIN_OPSET = 18
@@ -34,10 +35,10 @@ def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[
     with _quiet_exporter():
         try:
             onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
-                                             output_names=[OUTPUT], optimize=False, verbose=False)
+                                             output_names=[OUTPUT], optimize=False, verbose=False,
+                                             custom_translation_table=translations())
         except Exception as exc:  # the exporter's own errors: an op without a rule in this opset
-            raise io_error("E606", f"the ONNX exporter failed at opset {opset}: {str(exc).splitlines()[0][:300]}") \
-                from None
+            raise io_error("E606", f"the ONNX exporter failed at opset {opset}: {foreign_text(exc)}") from None
     model = onnx_program.model_proto
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
@@ -191,7 +192,7 @@ def check_onnx(path: str, net: ir.Network) -> None:
     try:
         onnx.checker.check_model(path, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise error("E608", f"the ONNX checker refused the export: {str(exc).splitlines()[0]}") from None
+        raise error("E608", f"the ONNX checker refused the export: {foreign_text(exc)}") from None
     model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
     shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
               for v in list(model.graph.value_info) + list(model.graph.output)}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import ir
-from ..errors import Span, error
+from ..errors import Span, error, foreign_text
 from .pt2 import example_input
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -109,13 +109,13 @@ def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> No
             try:
                 want = run(net.root, x)
             except RuntimeError as exc:  # torch refused a layer the spec describes: a bug in a shape rule
-                raise error("E607", f"running the spec layer by layer fails: {str(exc).splitlines()[0][:300]}",
+                raise error("E607", f"running the spec layer by layer fails: {foreign_text(exc)}",
                             Span(net.file)) from None
             try:
                 got = module(x.clone())
             except RuntimeError as exc:
                 raise error("E607", f"the torch module fails on an input of the spec's shape: "
-                                    f"{str(exc).splitlines()[0][:300]}", Span(net.file)) from None
+                                    f"{foreign_text(exc)}", Span(net.file)) from None
     finally:
         module.train(was_training)
     if tuple(got.shape) != tuple(want.shape) or not torch.allclose(got, want, rtol=RTOL, atol=ATOL):

@@ -119,10 +119,10 @@ def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):  # {}: no weights
         raise error("E602", "not a state_dict: expected a mapping of names to tensors", Span(path))
     for prefix in ("module.", "model.", "net."):
-        if all(k.startswith(prefix) for k in obj):
+        if obj and all(k.startswith(prefix) for k in obj):
             obj = {k[len(prefix):]: v for k, v in obj.items()}
     return dict(obj)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import error, io_error
+from ..errors import error, foreign_text, io_error
 from .recipe import Source
 from .unpack import FILES, default_root, not_found, raw_folder
 
@@ -291,7 +291,7 @@ def load_image(path: str):
             img = Image.open(fh)
             return img.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read the image `{path}`: {str(exc).splitlines()[0][:200] or type(exc).__name__}") \
+        raise DataError(f"cannot read the image `{path}`: {foreign_text(exc, 200)}") \
             from None
 
 

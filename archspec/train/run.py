@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .. import __version__
 from ..codegen import spec_hash
-from ..errors import error, io_error
+from ..errors import error, foreign_text, io_error
 from ..files import check_writable, nearest_existing
 from . import artifacts as art
 from .data import Data, Indexed, cached, data_error_message
@@ -150,7 +150,7 @@ def _trainer(recipe: Recipe, where: Where, callbacks: list[Callback]) -> L.Train
             deterministic="warn", check_val_every_n_epoch=1)
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
         raise io_error("E710", f"cannot train on --device {where.device} --devices {where.devices} --strategy "
-                               f"{where.strategy} --precision {recipe.precision}: {str(exc).splitlines()[0]}") from None
+                               f"{where.strategy} --precision {recipe.precision}: {foreign_text(exc)}") from None
 
 
 def _loaders(run: Run, where: Where, world_size: int) -> tuple[DataLoader, DataLoader]:
