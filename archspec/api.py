@@ -31,15 +31,15 @@ class Spec:
 
     @property
     def params(self) -> int:
-        return self.network.root.params
+        return self.network.params
 
     @property
     def macs(self) -> int:
-        return self.network.root.macs
+        return self.network.macs
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return self.network.root.out_shape
+        return self.network.out_shape
 
     def summary(self, depth: int = 1) -> dict[str, Any]:
         """The layer summary as a dict (the JSON of `archspec summary --format json`)."""

@@ -1,4 +1,5 @@
-"""Evaluating the language's expressions: ints, floats, bools, lists and tuples.
+"""Evaluating the language's expressions: ints, floats, bools, strings, none, lists and tuples,
+tensor references (`@name`), the builtins and the file's own functions (`def`).
 
 Values are plain Python values. Every operation that Python would refuse, or that would
 run away (a huge power, a list of a billion items), becomes an E301 with the expression's
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from . import ir
 from .errors import Span, did_you_mean, error
-from .layers import show, type_name
+from .values import TensorRef, show, text, type_name
 
 MAX_ITEMS = 1_000_000  # the largest value an expression may build, in items through nested lists
 MAX_INT_BITS = 4096
@@ -32,10 +33,12 @@ MAX_WORK = 3_000_000  # units per file: about a second here; the whole zoo takes
 class Budget:
     """The evaluation work left to one file (expressions evaluated plus items built and compared)."""
 
-    __slots__ = ("left", "total")
+    __slots__ = ("left", "total", "functions", "calls")
 
-    def __init__(self, units: int = MAX_WORK) -> None:
+    def __init__(self, units: int = MAX_WORK, functions: dict[str, ir.FuncDef] | None = None) -> None:
         self.left = self.total = units
+        self.functions = functions or {}  # the file's `def`s, which every expression may call
+        self.calls = 0  # user functions being evaluated, one inside another
 
     def spend(self, units: int, span: Span) -> None:
         self.left -= units
@@ -73,6 +76,11 @@ def size(v: Any, limit: int = MAX_ITEMS) -> int:
 
 def _charge(value: Any, span: Span) -> Any:
     """Spend a new value's size, refusing a value over MAX_ITEMS or an int over MAX_INT_BITS."""
+    if isinstance(value, str):
+        if len(value) > MAX_ITEMS:
+            raise error("E301", f"a string of more than {MAX_ITEMS:,} characters is too large", span)
+        _budget().spend(len(value), span)
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         if value.bit_length() > MAX_INT_BITS:
             raise error("E301", f"the result is too large a number (over {MAX_INT_BITS:,} bits)", span)
@@ -124,8 +132,30 @@ def _ndigits(n: Any) -> Any:
     return n
 
 
+def _rounding(fn: Callable[[float], int]) -> Callable[[Any], int]:
+    def call(x: Any) -> int:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise TypeError(f"expected a number, got {type_name(x)} `{show(x)}`")
+        return fn(x)
+    return call
+
+
+def _log(x: Any, base: Any = None) -> float:
+    return math.log(x) if base is None else math.log(x, base)
+
+
+def _str(v: Any) -> str:
+    return text(v)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len,
+    "ceil": _rounding(math.ceil),
+    "floor": _rounding(math.floor),
+    "sqrt": math.sqrt,
+    "log": _log,
+    "exp": math.exp,
+    "str": _str,
     "range": _range,
     "enumerate": lambda xs, start=0: [(i + start, x) for i, x in enumerate(xs)],
     "zip": lambda *xs: [tuple(t) for t in zip(*xs)],
@@ -174,9 +204,19 @@ def _message(exc: Exception) -> str:
     return text
 
 
+class Poisoned(Exception):
+    """An expression read a name whose value failed to evaluate (and was reported): skip it quietly."""
+
+
+POISONED = object()
+
+
 def _name(e: ir.Name, env: dict[str, Any]) -> Any:
     if e.id in env:
-        return env[e.id]
+        v = env[e.id]
+        if v is POISONED:
+            raise Poisoned(e.id)
+        return v
     hint = f"; write `{_NAMES_OF_LITERALS[e.id]}`" if e.id in _NAMES_OF_LITERALS else did_you_mean(e.id, env)
     raise error("E202", f"unknown name `{e.id}`{hint}", e.span)
 
@@ -210,11 +250,12 @@ def _guard(op: str, a: Any, b: Any, span: Span) -> None:
             raise error("E301", f"{show(a)} ** {show(b)} is too large a number", span)
     if op == "*":
         for seq, n in ((a, b), (b, a)):
-            if isinstance(seq, (list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
+            if isinstance(seq, (list, tuple, str)) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
                 raise error("E301", f"a list of {len(seq) * n:,} items is too long (the limit is {MAX_ITEMS:,})", span)
         if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
             raise error("E301", "the product is too large a number", span)  # squaring in a loop explodes
-    if op == "+" and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) + len(b) > MAX_ITEMS:
+    if op == "+" and isinstance(a, (list, tuple, str)) and isinstance(b, (list, tuple, str)) and \
+            len(a) + len(b) > MAX_ITEMS:
         raise error("E301", f"a list of {len(a) + len(b):,} items is too long (the limit is {MAX_ITEMS:,})", span)
 
 
@@ -263,7 +304,44 @@ def _index(e: ir.Index, env: dict[str, Any]) -> Any:
     return seq[i]
 
 
+MAX_CALLS = 64  # user functions calling user functions (resolution refuses recursion; this bounds the rest)
+
+
+def _user_call(f: ir.FuncDef, e: ir.FuncCall, env: dict[str, Any]) -> Any:
+    """A `def`: its parameters bound like a block's, its `let`s, then its result, in a scope of its own."""
+    budget = _budget()
+    args = [evaluate(a.value, env) for a in e.args if a.name is None]
+    kwargs = {a.name: evaluate(a.value, env) for a in e.args if a.name is not None}
+    names = [p.name for p in f.params]
+    if len(args) > len(names):
+        raise error("E204", f"`{f.name}` takes at most {len(names)} arguments, got {len(args)}", e.span)
+    local: dict[str, Any] = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise error("E203", f"`{f.name}` has no parameter `{key}`{did_you_mean(key, names)}", e.span)
+        if key in local:
+            raise error("E211", f"argument `{key}` is given twice", e.span)
+        local[key] = value
+    if budget.calls >= MAX_CALLS:
+        raise error("E005", f"functions call each other too deeply (more than {MAX_CALLS} calls)", e.span)
+    budget.calls += 1
+    try:
+        for p in f.params:
+            if p.name not in local:
+                if p.default is None:
+                    raise error("E204", f"`{f.name}` is missing its argument `{p.name}`", e.span)
+                local[p.name] = evaluate(p.default, local)
+        for let in f.lets:
+            local[let.name] = evaluate(let.value, local)
+        return evaluate(f.result, local)
+    finally:
+        budget.calls -= 1
+
+
 def _call(e: ir.FuncCall, env: dict[str, Any]) -> Any:
+    user = _budget().functions.get(e.func)
+    if user is not None:
+        return _user_call(user, e, env)
     fn = BUILTINS.get(e.func)
     if fn is None:
         raise error("E202", f"unknown function `{e.func}`{did_you_mean(e.func, BUILTINS)}", e.span)
@@ -276,8 +354,30 @@ def _call(e: ir.FuncCall, env: dict[str, Any]) -> Any:
         raise error("E301", f"{e.func}(): {_message(exc)}", e.span) from None
 
 
+def _ref(e: ir.Ref, env: dict[str, Any]) -> TensorRef:
+    """`@name`: a named node of the body being expanded (its names live under the key "@")."""
+    name = e.name if e.index is None else e.name + text(_suffix(e.index, env))
+    names = env.get("@") or {}
+    if name not in names:
+        known = [n for n in names]
+        hint = did_you_mean(name, known) if known else ""
+        raise error("E217", f"no tensor `@{name}` here: it must be the name of an earlier node of this body{hint}",
+                    e.span, *(("names so far: " + ", ".join("@" + n for n in known[:12]),) if known else ()))
+    return TensorRef(name, names[name])
+
+
+def _suffix(e: ir.Expr, env: dict[str, Any]) -> Any:
+    i = evaluate(e, env)
+    if isinstance(i, bool) or not isinstance(i, (int, str)):
+        raise error("E205", f"a name's suffix must be an int or a string, got {type_name(i)} `{show(i)}`", e.span)
+    return i
+
+
 _EVAL: dict[type, Callable[[Any, dict[str, Any]], Any]] = {
     ir.Num: lambda e, env: e.value,
+    ir.Str: lambda e, env: _charge(e.value, e.span),
+    ir.NoneLit: lambda e, env: None,
+    ir.Ref: _ref,
     ir.Bool: lambda e, env: e.value,
     ir.Name: _name,
     ir.ListExpr: lambda e, env: _charge([evaluate(x, env) for x in e.items], e.span),

@@ -119,6 +119,21 @@ class Num(IR):
     value: Union[int, float]
 
 
+class Str(IR):
+    value: str
+
+
+class NoneLit(IR):
+    pass
+
+
+class Ref(IR):
+    """`@name` or `@name{expr}`: the output of an earlier named node of the same body."""
+
+    name: str
+    index: Optional["Expr"] = None
+
+
 class Bool(IR):
     value: bool
 
@@ -173,7 +188,7 @@ class FuncCall(IR):
     args: tuple[Arg, ...]
 
 
-Expr = Union[Num, Bool, Name, ListExpr, TupleExpr, BinOp, UnaryOp, Compare, Cond, Index, FuncCall]
+Expr = Union[Num, Str, NoneLit, Bool, Name, Ref, ListExpr, TupleExpr, BinOp, UnaryOp, Compare, Cond, Index, FuncCall]
 
 
 # ---- statements --------------------------------------------------------------------
@@ -190,8 +205,9 @@ Target = Union[NameTarget, TupleTarget]
 
 
 class Label(IR):
-    name: str
+    name: str  # as written, without quotes: `b`, or `block{i}-0`
     index: Optional[Expr] = None  # `b{i + 2}`
+    parts: Optional[tuple[Union[str, Expr], ...]] = None  # a quoted label: text and {expr} parts, in order
 
 
 class Call(IR):
@@ -202,17 +218,26 @@ class Call(IR):
 
 
 class Container(IR):
-    kind: Literal["seq", "add", "concat"]
+    kind: Literal["seq", "add", "mul", "concat"]
     body: tuple["Stmt", ...]
+    args: Optional[tuple[Arg, ...]] = None  # concat(dim=1)
 
 
 class NodeStmt(IR):
     label: Optional[Label]
-    node: Union[Call, Container]
+    node: Union[Call, Container, Ref]
 
 
 class Input(IR):
     dims: tuple[Expr, ...]
+    name: Optional[str] = None  # `input image [3, 224, 224]`; one unnamed input is `input`
+
+
+class Output(IR):
+    """`output out` (the value so far) or `output aux = @aux_head`: one named output of a network."""
+
+    name: str
+    ref: Optional[Ref] = None
 
 
 class Repeat(IR):
@@ -242,7 +267,7 @@ class Assert(IR):
     message: Optional[str] = None
 
 
-Stmt = Union[NodeStmt, Input, Repeat, For, If, Let, Assert]
+Stmt = Union[NodeStmt, Input, Output, Repeat, For, If, Let, Assert]
 
 
 # ---- definitions -------------------------------------------------------------------
@@ -260,6 +285,15 @@ class Definition(IR):
     body: tuple[Stmt, ...]
 
 
+class FuncDef(IR):
+    """`def name(params) = expr`, or with `let`s before its `return`: a pure function of values."""
+
+    name: str
+    params: tuple[Param, ...]
+    lets: tuple[Let, ...]
+    result: Expr
+
+
 class Import(IR):
     path: str
 
@@ -268,46 +302,73 @@ class SourceFile(IR):
     path: str
     imports: tuple[Import, ...]
     definitions: tuple[Definition, ...]
+    functions: tuple[FuncDef, ...] = ()
 
 
-# ---- the expanded network ----------------------------------------------------------
+# ---- the expanded network: one dataflow form ----------------------------------------
 
-class Node(IR):
-    """One node of an expanded network: a layer, a block call, or a seq/add/concat.
+class GNode(IR):
+    """One node of a dataflow graph, in execution order, with its explicit inputs (node ids of the
+    same graph), as torch.fx's nodes are.
 
-    `label` is the name written in the spec (None when unnamed); `path` is the dotted module
-    path, filled in by the naming pass. Shape inference fills in the rest.
+    kind "input": a graph input; "layer": a layer of the registry; "combine": an anonymous add,
+    mul or concat of its inputs; "block": a block call, and "group": a named seq/add/mul/concat,
+    each a module whose `body` is a graph of its own. `seq`, `add`, `mul` and `concat` are sugar
+    that lowers into these. `path` is the module path (the state_dict prefix) of layers, blocks
+    and groups; `segment` the part of it this node adds, None if it adds none.
     """
 
-    kind: Literal["layer", "block", "seq", "add", "concat"]
-    op: str  # the layer or block name, or the container kind
-    args: dict[str, Any] = {}  # evaluated arguments, as given (layers: normalised)
+    kind: Literal["input", "layer", "combine", "block", "group"]
+    op: str  # layer or block name; the container kind of a group or combine; the input's name
+    args: dict[str, Any] = {}  # evaluated arguments, normalised (tensor arguments as TensorRef)
     written: tuple[str, ...] = ()  # the argument names the user wrote, for display
     positional: int = 0  # how many of them were written by position
+    inputs: tuple[int, ...] = ()
     label: Optional[str] = None
-    label_span: Optional[Span] = None  # where the label is written, for errors about the name
-    children: tuple["Node", ...] = ()
+    label_span: Optional[Span] = None
     path: str = ""
-    segment: Optional[str] = None  # the path segment this node adds, None if it adds none
-    # filled in by shape inference
-    in_shape: tuple[int, ...] = ()
+    segment: Optional[str] = None
+    body: Optional["Graph"] = None
     out_shape: tuple[int, ...] = ()
+    batched: bool = True  # False for a learned tensor (`param`), which has no batch dimension
     params: int = 0
     macs: int = 0
-    rf: tuple[int, int, int, int] = (1, 1, 1, 1)  # size h, size w, stride h, stride w
+    rf: tuple[Any, Any, Any, Any] = (1, 1, 1, 1)  # size h, size w, jump h, jump w (exact fractions)
     activation_bytes: int = 0
 
 
+class Graph(IR):
+    """A body: its nodes in execution order, its input nodes and its named outputs."""
+
+    nodes: tuple[GNode, ...]
+    inputs: tuple[int, ...] = ()
+    outputs: tuple[tuple[str, int], ...] = ()  # (name, node id); one unnamed output is ("", id)
+
+    def output(self) -> GNode:
+        return self.nodes[self.outputs[0][1]]
+
+
 class Network(IR):
-    """A network after expansion: its body as one seq node, and what it was built from."""
+    """A network after expansion: its graph, its inputs' shapes, and what it was built from."""
 
     name: str
     file: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # of the first input
     input_span: Span = Span()
-    root: Node
+    graph: Graph
     overrides: dict[str, str] = {}
     arguments: dict[str, Any] = {}
     asserts: tuple[tuple[Assert, dict[str, Any]], ...] = ()
     warnings: tuple[Any, ...] = ()  # Diagnostics
     batch: int = 1
+    params: int = 0
+    macs: int = 0
+    activation_bytes: int = 0
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.graph.output().out_shape
+
+    @property
+    def inputs(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(self.graph.nodes[i].op, self.graph.nodes[i].out_shape) for i in self.graph.inputs]

@@ -27,6 +27,7 @@ class Program(ir.IR):
     root: str  # the file the user named
     definitions: dict[str, ir.Definition]
     own: tuple[str, ...]  # the definitions written in the root file itself, in order
+    functions: dict[str, ir.FuncDef] = {}  # every `def` in scope
     budget: Any = None  # the evaluation Budget every network of this file draws on
 
 
@@ -129,16 +130,20 @@ def _short(text: str) -> str:
 
 def _program(root: str, files: dict[str, ir.SourceFile]) -> Program:
     definitions: dict[str, ir.Definition] = {}
+    functions: dict[str, ir.FuncDef] = {}
     problems: list[Diagnostic] = []
     for source in files.values():
-        for d in source.definitions:
-            first = definitions.get(d.name)
+        for d in (*source.definitions, *source.functions):
+            first = definitions.get(d.name) or functions.get(d.name)
             if first is not None:
                 problems.append(Diagnostic("E206", f"`{d.name}` is defined twice", d.span,
                                            (f"first defined at {first.span}",)))
+            elif isinstance(d, ir.FuncDef):
+                functions[d.name] = d
             else:
                 definitions[d.name] = d
     if problems:
         raise ArchError(problems)
     own = tuple(d.name for d in files[root].definitions)
-    return Program.model_construct(span=Span(root), root=root, definitions=definitions, own=own, budget=Budget())
+    return Program.model_construct(span=Span(root), root=root, definitions=definitions, own=own,
+                                   functions=functions, budget=Budget(functions=functions))

@@ -242,11 +242,19 @@ class _ToIR(Transformer):
     def start(self, meta, items):
         imports = tuple(i for i in items if isinstance(i, ir.Import))
         defs = tuple(i for i in items if isinstance(i, ir.Definition))
+        funcs = tuple(i for i in items if isinstance(i, ir.FuncDef))
         return ir.SourceFile.model_construct(span=Span(self.file, 1, 1), path=self.file, imports=imports,
-                                             definitions=defs)
+                                             definitions=defs, functions=funcs)
+
+    def func_def(self, meta, c):
+        lets, result = c[2] if isinstance(c[2], tuple) else ((), c[2])
+        return self._n(ir.FuncDef, meta, name=str(c[0]), params=c[1] or (), lets=lets, result=result)
+
+    def func_body(self, meta, c):
+        return (tuple(c[:-1]), c[-1])
 
     def import_stmt(self, meta, c):
-        return self._n(ir.Import, meta, path=c[0][1:-1])
+        return self._n(ir.Import, meta, path=_string_value(c[0], self.file))
 
     def block_def(self, meta, c):
         return self._n(ir.Definition, meta, kind="block", name=str(c[0]), params=c[1] or (), body=c[2])
@@ -265,13 +273,28 @@ class _ToIR(Transformer):
 
     # statements
     def input_stmt(self, meta, c):
-        return self._n(ir.Input, meta, dims=tuple(x for x in c if x is not None))
+        name = str(c[0]) if isinstance(c[0], Token) else None
+        return self._n(ir.Input, meta, name=name, dims=tuple(x for x in c[1:] if x is not None))
+
+    def output_stmt(self, meta, c):
+        name = _string_value(c[0], self.file) if c[0].type == "STRING" else str(c[0])
+        return self._n(ir.Output, meta, name=name, ref=c[1])
+
+    def ref(self, meta, c):
+        return self._n(ir.Ref, meta, name=str(c[0]), index=c[1])
+
+    def mul(self, meta, c):
+        return self._n(ir.Container, meta, kind="mul", body=c[0])
 
     def node_stmt(self, meta, c):
         return self._n(ir.NodeStmt, meta, label=c[0], node=c[1])
 
     def label(self, meta, c):
-        return self._n(ir.Label, meta, name=str(c[0]), index=c[1])
+        tok = c[0]
+        if tok.type == "STRING":
+            parts = _interpolated(tok, self.file)
+            return self._n(ir.Label, meta, name=str(tok)[1:-1], parts=parts)
+        return self._n(ir.Label, meta, name=str(tok), index=c[1] if len(c) > 1 else None)
 
     def call(self, meta, c):
         return self._n(ir.Call, meta, name=str(c[0]), args=c[1])
@@ -283,7 +306,7 @@ class _ToIR(Transformer):
         return self._n(ir.Container, meta, kind="add", body=c[0])
 
     def concat(self, meta, c):
-        return self._n(ir.Container, meta, kind="concat", body=c[0])
+        return self._n(ir.Container, meta, kind="concat", args=c[0], body=c[1])
 
     def repeat_stmt(self, meta, c):
         return self._n(ir.Repeat, meta, count=c[0], body=c[1])
@@ -299,7 +322,7 @@ class _ToIR(Transformer):
         return self._n(ir.Let, meta, name=str(c[0]), value=c[1])
 
     def assert_stmt(self, meta, c):
-        return self._n(ir.Assert, meta, test=c[0], message=c[1][1:-1] if c[1] is not None else None)
+        return self._n(ir.Assert, meta, test=c[0], message=_string_value(c[1], self.file) if c[1] is not None else None)
 
     def name_target(self, meta, c):
         return self._n(ir.NameTarget, meta, id=str(c[0]))
@@ -328,6 +351,12 @@ class _ToIR(Transformer):
         if isinstance(value, float) and math.isinf(value):
             raise error("E104", f"number `{text[:20]}` is too large for a float", _span(self.file, c[0]))
         return self._n(ir.Num, meta, value=value)
+
+    def string(self, meta, c):
+        return self._n(ir.Str, meta, value=_string_value(c[0], self.file))
+
+    def none(self, meta, c):
+        return self._n(ir.NoneLit, meta)
 
     def true(self, meta, c):
         return self._n(ir.Bool, meta, value=True)
@@ -373,6 +402,73 @@ class _ToIR(Transformer):
 
     def func_call(self, meta, c):
         return self._n(ir.FuncCall, meta, func=str(c[0]), args=c[1])
+
+
+_ESCAPE = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": "{", "}": "}"}
+
+
+def _string_value(tok: Token, file: str) -> str:
+    """The value of a STRING token: its text between the quotes, escapes (\\" \\\\ \\n \\t \\{ \\}) resolved."""
+    text, out, i = str(tok)[1:-1], [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            out.append(_ESCAPE[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _interpolated(tok: Token, file: str) -> tuple:
+    """A quoted label's parts: literal text, and each `{expr}` parsed as an expression (its position the
+    place in the label), in order."""
+    text = str(tok)[1:-1]
+    parts: list = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            literal.append(_ESCAPE[text[i + 1]])
+            i += 2
+        elif ch == "{":
+            end = text.find("}", i)
+            if end < 0:
+                col = tok.column + 1 + i
+                raise error("E101", "a `{` in a name has no closing `}`", Span(file, tok.line, col, tok.line, col + 1))
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            inner = text[i + 1:end]
+            try:
+                expr = parse_expr(inner, file)
+            except ArchError as exc:
+                col = tok.column + 1 + i
+                d = exc.diagnostics[0]
+                raise error(d.code, f"in the name {str(tok)}: {d.message}",
+                            Span(file, tok.line, col, tok.line, col + end - i + 1)) from None
+            parts.append(_shifted(expr, tok.line, tok.column + 2 + i))
+            i = end + 1
+        else:
+            literal.append(ch)
+            i += 1
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts)
+
+
+def _shifted(expr, line: int, column: int):
+    """An expression parsed from a part of a line, its spans moved to where that part is."""
+    span = Span(expr.span.file, line, column + expr.span.column - 1, line, column + expr.span.end_column - 1)
+    updates = {"span": span}
+    for name in type(expr).model_fields:
+        v = getattr(expr, name)
+        if isinstance(v, ir.IR):
+            updates[name] = _shifted(v, line, column)
+        elif isinstance(v, tuple) and v and all(isinstance(x, ir.IR) for x in v):
+            updates[name] = tuple(_shifted(x, line, column) for x in v)
+    return expr.model_copy(update=updates)
 
 
 def display_path(path: str, importer: str | None = None) -> str:

@@ -1,21 +1,29 @@
-"""A network with shapes -> the layer summary, as rows, JSON, or a text table (all pure)."""
+"""A network with shapes -> the layer summary, as rows, JSON, or a text table (all pure).
+
+Rows follow the dataflow graph: at depth 1 the network's own nodes (layers, blocks, named
+containers, and the add/mul/concat that anonymous containers lower into), and, down to
+`depth`, the nodes of each block's and named container's body, indented under it.
+"""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Iterator
 
 from . import ir
 from .errors import Diagnostic
-from .layers import show
+from .values import show
 
 
 def rows(net: ir.Network, depth: int = 1) -> Iterator[dict[str, Any]]:
     """One row per node down to `depth`; depth 1 is the network body, children one deeper."""
-    yield from _rows(net.root.children, 1, depth, net.batch)
+    yield from _rows(net.graph, 1, depth, net.batch)
 
 
-def _rows(children, d: int, max_depth: int, batch: int) -> Iterator[dict[str, Any]]:
-    for node in children:
+def _rows(g: ir.Graph, d: int, max_depth: int, batch: int) -> Iterator[dict[str, Any]]:
+    for node in g.nodes:
+        if node.kind == "input":
+            continue
         yield {
             "name": node.segment or "",
             "path": node.path,
@@ -23,24 +31,34 @@ def _rows(children, d: int, max_depth: int, batch: int) -> Iterator[dict[str, An
             "kind": node.kind,
             "call": describe(node),
             "depth": d,
-            "output_shape": [batch, *node.out_shape],
+            "output_shape": [batch, *node.out_shape] if node.batched else list(node.out_shape),
             "params": node.params,
             "macs": node.macs * batch,
-            "receptive_field": {"size": [node.rf[0], node.rf[1]], "stride": [node.rf[2], node.rf[3]]},
+            "receptive_field": {"size": [_number(node.rf[0]), _number(node.rf[1])],
+                                "stride": [_number(node.rf[2]), _number(node.rf[3])]},
             "activation_bytes": node.activation_bytes * batch,
             "line": node.span.line,
         }
-        if d < max_depth:
-            yield from _rows(node.children, d + 1, max_depth, batch)
+        if d < max_depth and node.body is not None:
+            yield from _rows(node.body, d + 1, max_depth, batch)
 
 
-def describe(node: ir.Node) -> str:
+def _number(x: Any) -> int | float:
+    """A receptive-field figure for JSON: an int, or a float where upsampling made it a fraction."""
+    x = Fraction(x)
+    return int(x) if x.denominator == 1 else float(x)
+
+
+def describe(node: ir.GNode) -> str:
     """The call as a person would write it: `conv2d(64, kernel=3, padding=1)`.
 
     Only the arguments the spec wrote appear, by position or keyword as written.
     """
+    if node.kind == "combine":
+        dim = node.args.get("dim", 0)
+        return f"concat(dim={dim})" if node.op == "concat" and dim else node.op
     if node.kind not in ("layer", "block"):
-        return node.kind
+        return node.op
     shown = [n for n in node.written if n in node.args]
     parts = [_value(node.args[n]) if i < node.positional else f"{n}={_value(node.args[n])}"
              for i, n in enumerate(shown)]
@@ -53,28 +71,45 @@ def _value(v: Any) -> str:
     return show(v)
 
 
+def _outputs(net: ir.Network) -> dict[str, list[int]]:
+    g, b = net.graph, net.batch
+    return {name or "output": [b, *g.nodes[i].out_shape] for name, i in g.outputs}
+
+
 def as_dict(net: ir.Network, depth: int = 1) -> dict[str, Any]:
     b = net.batch
-    return {
+    out = {
         "network": net.name,
         "file": net.file,
         "input": [b, *net.input_shape],
         "batch": b,
         "overrides": dict(net.overrides),
         "layers": [{k: v for k, v in r.items() if k != "line"} for r in rows(net, depth)],
-        "output_shape": [b, *net.root.out_shape],
+        "output_shape": [b, *net.out_shape],
         "totals": {
-            "params": net.root.params,
-            "macs": net.root.macs * b,
-            "activation_bytes": net.root.activation_bytes * b,
+            "params": net.params,
+            "macs": net.macs * b,
+            "activation_bytes": net.activation_bytes * b,
         },
         "warnings": [w.message for w in net.warnings],
     }
+    if len(net.graph.inputs) > 1:
+        out["inputs"] = {name: [b, *shape] for name, shape in net.inputs}
+    if len(net.graph.outputs) > 1:
+        out["outputs"] = _outputs(net)
+    return out
 
 
-def _rf(r: dict) -> str:
+def rf_text(r: dict) -> str:
     (h, w), (sh, sw) = r["size"], r["stride"]
-    return f"{h}x{w}/{sh}" if sh == sw else f"{h}x{w}/{sh}x{sw}"
+    return f"{_frac(h)}x{_frac(w)}/{_frac(sh)}" if sh == sw else f"{_frac(h)}x{_frac(w)}/{_frac(sh)}x{_frac(sw)}"
+
+
+def _frac(x: int | float) -> str:
+    if isinstance(x, int):
+        return str(x)
+    f = Fraction(x).limit_denominator(1 << 20)
+    return f"{f.numerator}/{f.denominator}"
 
 
 def as_text(net: ir.Network, depth: int = 1) -> str:
@@ -82,24 +117,29 @@ def as_text(net: ir.Network, depth: int = 1) -> str:
     for r in rows(net, depth):
         indent = "  " * (r["depth"] - 1)
         table.append((indent + (r["name"] or "·"), indent + r["call"], show_shape(r["output_shape"]),
-                      f"{r['params']:,}", f"{r['macs']:,}", _rf(r["receptive_field"])))
+                      f"{r['params']:,}", f"{r['macs']:,}", rf_text(r["receptive_field"])))
     widths = [max(len(row[i]) for row in table) for i in range(6)]
     right = (False, False, False, True, True, True)
     lines = []
     for row in table:
         cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)]
         lines.append("  ".join(cells).rstrip())
-    total = net.root
     b = net.batch
     head = f"{net.name} ({net.file}): input {show_shape([b, *net.input_shape])}"
+    if len(net.graph.inputs) > 1:
+        head += " (" + ", ".join(f"{n} {show_shape([b, *s])}" for n, s in net.inputs) + ")"
     if net.overrides:
         head += ", " + ", ".join(f"{k}={v}" for k, v in net.overrides.items())
     rule = "-" * len(lines[0])
+    if len(net.graph.outputs) > 1:
+        outputs = "outputs " + ", ".join(f"{k} {show_shape(v)}" for k, v in _outputs(net).items())
+    else:
+        outputs = f"output {show_shape([b, *net.out_shape])}"
     foot = [
-        f"output {show_shape([b, *total.out_shape])}",
-        f"params {total.params:,}  ({_si(total.params)})",
-        f"MACs {total.macs * b:,}  ({_si(total.macs * b)}, batch {b})",
-        f"activations {_mib(total.activation_bytes * b)} (fp32, batch {b})",
+        outputs,
+        f"params {net.params:,}  ({_si(net.params)})",
+        f"MACs {net.macs * b:,}  ({_si(net.macs * b)}, batch {b})",
+        f"activations {_mib(net.activation_bytes * b)} (fp32, batch {b})",
     ]
     return "\n".join([head, "", lines[0], rule, *lines[1:], rule, *foot]) + "\n"
 
@@ -120,9 +160,10 @@ def _mib(n: int) -> str:
 
 
 def one_line(net: ir.Network) -> str:
-    t = net.root
-    return (f"{net.file}: {net.name}: ok, input {show_shape([net.batch, *net.input_shape])} -> output "
-            f"{show_shape([net.batch, *t.out_shape])}, {t.params:,} params, {_si(t.macs * net.batch)} MACs")
+    outs = "output " + show_shape([net.batch, *net.out_shape]) if len(net.graph.outputs) == 1 else \
+        f"{len(net.graph.outputs)} outputs"
+    return (f"{net.file}: {net.name}: ok, input {show_shape([net.batch, *net.input_shape])} -> {outs}, "
+            f"{net.params:,} params, {_si(net.macs * net.batch)} MACs")
 
 
 __all__ = ["rows", "as_dict", "as_text", "one_line", "describe", "show_shape", "Diagnostic"]

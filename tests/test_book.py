@@ -27,7 +27,7 @@ def layer_summary(spec: archspec.Spec) -> list[tuple[str, tuple[int, ...]]]:
     """The book's `layer_summary` as archspec sees it: (class, output shape) per top-level layer."""
     out = []
     for row in spec.summary(depth=1)["layers"]:
-        cls = "Sequential" if row["kind"] in ("block", "seq") else row["op"]
+        cls = "Sequential" if row["kind"] in ("block", "group") else row["op"]
         out.append((cls, tuple(row["output_shape"])))
     return out
 
@@ -228,4 +228,4 @@ def test_pooling_keeps_the_channels():
 def test_stride_defaults_to_the_kernel():
     """nn.MaxPool2d(3): "the stride and the pooling window have the same shape by default"."""
     spec = one_layer("maxpool2d(3)", (1, 4, 4))
-    assert spec.network.root.children[0].args["stride"] == (3, 3)
+    assert spec.network.graph.nodes[1].args["stride"] == (3, 3)  # node 0 is the input

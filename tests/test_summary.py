@@ -121,49 +121,49 @@ def test_depth1_row_counts(spec, rows, capsys):
     assert len(summary_json(capsys, spec)["layers"]) == rows
 
 
-def test_depth_counts_tree_levels(capsys):
-    """Depth 1 is the body; every block call, seq/add/concat and layer is a row, its children one deeper."""
-    by_depth = {d: summary_json(capsys, "specs/resnet18.arch", "--depth", str(d))["layers"] for d in range(1, 7)}
+def test_depth_counts_module_levels(capsys):
+    """Depth 1 is the network's own graph; a block or named container's nodes are one deeper. Anonymous
+    seq/add/concat are no level of their own: their nodes sit where they are, the add after its branches."""
+    by_depth = {d: summary_json(capsys, "specs/resnet18.arch", "--depth", str(d))["layers"] for d in range(1, 6)}
     paths = {d: [r["path"] for r in rows] for d, rows in by_depth.items()}
     assert paths[1] == ["b1", "b2", "b3", "b4", "b5", "last"]
     assert paths[2][:7] == ["b1", "b1.0", "b1.1", "b1.2", "b1.3", "b2", "b2.0"]
-    # b2.0.conv1 sits in residual -> add -> seq: depth 5, and not before
+    # b2.0.conv1 sits in resnet_stage -> residual: depth 3, and not before
     for path in ("b2.0.conv1", "b2.0.bn1", "b2.0.conv2", "b2.0.bn2", "b5.1.conv2"):
-        assert path in paths[5], path
-        assert path not in paths[4]
+        assert path in paths[3], path
+        assert path not in paths[2]
     assert all(r["depth"] <= d for d, rows in by_depth.items() for r in rows)
-    assert by_depth[6] == by_depth[5]  # nothing in the book's ResNet-18 is deeper than five levels
+    assert by_depth[4] == by_depth[3]  # nothing in the book's ResNet-18 is deeper than three levels
 
 
-def test_anonymous_containers_are_rows(capsys):
-    rows = summary_json(capsys, "specs/resnet18.arch", "--depth", "4")["layers"]
-    block = [r for r in rows if r["path"] == "b3.0"]
-    assert [(r["name"], r["op"], r["depth"]) for r in block] == [
-        ("0", "residual", 2), ("", "add", 3), ("", "seq", 4)]
-    conv3 = [r for r in rows if r["path"] == "b3.0.conv3"]
-    assert [(r["op"], r["depth"]) for r in conv3] == [("conv2d", 4)]  # the if-branch of the add
+def test_an_anonymous_add_is_a_row_after_its_branches(capsys):
+    rows = summary_json(capsys, "specs/resnet18.arch", "--depth", "3")["layers"]
+    start = [r["path"] for r in rows].index("b3.0")
+    ops = [(r["name"], r["op"], r["depth"]) for r in rows[start:start + 10]]
+    assert ops == [("0", "residual", 2), ("conv1", "conv2d", 3), ("bn1", "batchnorm2d", 3), ("2", "relu", 3),
+                   ("conv2", "conv2d", 3), ("bn2", "batchnorm2d", 3), ("conv3", "conv2d", 3), ("", "add", 3),
+                   ("6", "relu", 3), ("1", "residual", 2)]
+    add = next(r for r in rows if r["op"] == "add" and r["depth"] == 3)
+    assert add["output_shape"] == [1, 64, 24, 24] and add["params"] == 0
 
 
-def test_a_top_level_add_has_its_branches_one_deeper():
+def test_a_top_level_add_follows_its_branches():
     spec = archspec.loads("network n() { input [4, 8, 8]  add { conv2d(4, kernel=3, padding=1)  identity }  relu }")
     assert [(r["name"], r["path"], r["op"]) for r in spec.summary(depth=1)["layers"]] == [
-        ("", "", "add"), ("2", "2", "relu")]
-    rows = spec.summary(depth=2)["layers"]
-    assert [(r["name"], r["path"], r["op"], r["depth"]) for r in rows] == [
-        ("", "", "add", 1), ("0", "0", "conv2d", 2), ("1", "1", "identity", 2), ("2", "2", "relu", 1)]
-    assert spec.summary_text(depth=2).splitlines()[4:8] == [
-        "·     add                               [1, 4, 8, 8]     148  9,216           3x3/1",
-        "  0     conv2d(4, kernel=3, padding=1)  [1, 4, 8, 8]     148  9,216           3x3/1",
-        "  1     identity                        [1, 4, 8, 8]       0      0           1x1/1",
-        "2     relu                              [1, 4, 8, 8]       0      0           3x3/1",
+        ("0", "0", "conv2d"), ("1", "1", "identity"), ("", "", "add"), ("2", "2", "relu")]
+    assert spec.summary_text(depth=1).splitlines()[4:8] == [
+        "0     conv2d(4, kernel=3, padding=1)  [1, 4, 8, 8]     148  9,216           3x3/1",
+        "1     identity                        [1, 4, 8, 8]       0      0           1x1/1",
+        "·     add                             [1, 4, 8, 8]       0      0           3x3/1",
+        "2     relu                            [1, 4, 8, 8]       0      0           3x3/1",
     ]
 
 
 def test_depth_indents_the_text_table(capsys):
-    _, out, _ = run(capsys, "summary", "specs/resnet18.arch", "--depth", "5")
+    _, out, _ = run(capsys, "summary", "specs/resnet18.arch", "--depth", "3")
     assert re.search(r"^b2 +resnet_stage\(2, 64, first_block=true\)", out, re.MULTILINE)
     assert re.search(r"^  0 +residual\(64\)", out, re.MULTILINE)
-    assert re.search(r"^        conv1 +conv2d\(64, kernel=3, padding=1, stride=1\)", out, re.MULTILINE)
+    assert re.search(r"^    conv1 +conv2d\(64, kernel=3, padding=1, stride=1\)", out, re.MULTILINE)
 
 
 def test_depth_must_be_positive(capsys):

@@ -69,7 +69,7 @@ def check_memory(spec, batch: int = 0, copies: int = 1) -> None:
 
     weights = spec.params * 4 * copies
     net = spec.network
-    activations = batch * (4 * prod(net.input_shape) + net.root.activation_bytes)
+    activations = batch * (4 * prod(net.input_shape) + net.activation_bytes)
     need, have = weights + activations, available_memory()
     if have is not None and need > have:
         parts = f"{spec.params:,} parameters ({weights / 2**30:.1f} GiB as fp32"

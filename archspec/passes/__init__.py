@@ -1,6 +1,7 @@
 """The passes over one expanded network: plain IR -> IR functions, run in a plain loop.
 
-Before them, `resolve` checks the whole program and `expand` builds the network's tree.
+Before them, `resolve` checks the whole program and `expand` builds the network's dataflow graph,
+every node named (its module path) and shaped as it is made.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from .. import ir
 from .asserts import check_asserts
 from .expand import Overrides, expand
 from .infer import infer_shapes
-from .naming import assign_paths
 from .resolve import resolve
 
-PASSES = (assign_paths, infer_shapes, check_asserts)
+PASSES = (infer_shapes, check_asserts)
 
 
 @ir.collector_paused()

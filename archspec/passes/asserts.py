@@ -7,17 +7,17 @@ from typing import Any
 from .. import ir
 from ..errors import ArchError, Diagnostic
 from ..evaluate import evaluate, names_in
-from ..layers import show
+from ..values import show
 
 
 def results(net: ir.Network) -> dict[str, Any]:
     """The names an assert can read; per sample (batch 1), so budgets do not move with --batch."""
     return {
-        "params": net.root.params,
-        "macs": net.root.macs,
-        "output": list(net.root.out_shape),
+        "params": net.params,
+        "macs": net.macs,
+        "output": list(net.out_shape),
         "input": list(net.input_shape),
-        "activation_bytes": net.root.activation_bytes,
+        "activation_bytes": net.activation_bytes,
     }
 
 

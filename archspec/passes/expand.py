@@ -1,25 +1,41 @@
-"""Expand a network: evaluate its arguments, unroll blocks, loops and conditionals into Nodes.
+"""Expand a network into its dataflow graph: evaluate arguments, unroll blocks, loops and
+conditionals, lower seq/add/mul/concat into nodes with explicit inputs, and shape every node as
+it is made.
 
-The result is a tree of layers, block calls and seq/add/concat containers with every argument
-a concrete value. Variables follow Python's rules: a `let` or a `for` target binds in the
-enclosing block or network, loops and branches open no scope of their own.
+Shapes are inferred here, node by node, because a block may read the shape of the tensor that
+reaches it (`in_channels`, `in_shape`), so its body depends on them. Each node's output shape,
+parameters, MACs and activation size come from its layer's record (archspec/layers/); blocks
+and named containers are nodes whose body is a graph of its own.
+
+Variables follow Python's rules: a `let` or a `for` target binds in the enclosing block or
+network; loops and branches open no scope of their own. Expansion keeps going after an error
+where what follows does not depend on it: other statements, sibling branches, other arguments.
+A value that could not be made is marked failed, and whatever reads it is skipped without a
+further error, so each mistake is reported once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 from .. import ir
-from ..errors import ArchError, Span, did_you_mean, error, io_error
-from ..evaluate import evaluate
-from ..layers import COERCE, LAYERS, REQUIRED, show, type_name
+from ..errors import ArchError, Diagnostic, Span, did_you_mean, error, io_error
+from ..evaluate import POISONED, Poisoned, evaluate
+from ..layers import LAYERS, MAX_DIM, REQUIRED, ShapeProblem
 from ..loader import Program
+from ..names import label_problem, network_problem
+from ..values import TensorRef, show, text, type_name
+from .combine import combine_shape
 
 MAX_STEPS = 100_000  # layers created plus loop iterations: far beyond any real network (ResNet-1202 has
 # about 4,000), and small enough that the passes over them finish in seconds
 MAX_CALL_DEPTH = 64
+MAX_ERRORS = 1_000  # diagnostics collected from one network before expansion stops
+BYTES = 4  # fp32
+FAILED = -1  # the id of a value that could not be made
 
 
 @dataclass
@@ -27,9 +43,17 @@ class Overrides:
     """What the command line changes: `--set name=expr` values and `--input C,H,W`."""
 
     values: dict[str, ir.Expr] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)  # the values as written, for headers
+    texts: dict[str, str] = field(default_factory=dict)  # the values as archspec records them
     input: tuple[int, ...] | None = None
     batch: int = 1
+
+
+class _Failed(Exception):
+    """A statement failed and its diagnostics are recorded: unwind to the statement loop."""
+
+
+class _Stop(ArchError):
+    """A limit was hit, or too much is wrong: stop expanding, with every diagnostic so far."""
 
 
 @dataclass
@@ -38,6 +62,7 @@ class _Run:
     steps: int = 0
     depth: int = 0
     asserts: list = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
 
     def step(self, span: Span, n: int = 1) -> None:
         self.steps += n
@@ -49,6 +74,48 @@ class _Run:
         if self.steps + n > MAX_STEPS:
             raise error("E408", f"the network is too large: a loop of {n:,} steps passes the limit of "
                                 f"{MAX_STEPS:,} layers and loop steps", span)
+
+    def report(self, exc: ArchError, notes: tuple[str, ...] = ()) -> None:
+        for d in exc.diagnostics:
+            self.problems.append(dataclasses.replace(d, notes=d.notes + notes) if notes else d)
+        if len(self.problems) >= MAX_ERRORS or any(d.io or d.code in ("E408", "E303") for d in exc.diagnostics):
+            raise _Stop(self.problems)
+
+
+class _Body:
+    """A graph under construction: its nodes, the names of its tensors, and its module numbering."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # of the module that owns this graph ("" for the network)
+        self.nodes: list[ir.GNode] = []
+        self.names: dict[str, int] = {}  # tensor names (labels) -> node id, for `@name`
+        self.segments: dict[str, Span] = {}  # segment -> where its node is named (or written)
+        self.count = 0  # nodes that add a module path segment so far
+        self.inputs: list[int] = []
+        self.outputs: list[tuple[str, int]] = []
+
+    def add(self, node: ir.GNode) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def segment(self, label: str | None, span: Span) -> tuple[str, str]:
+        """(segment, path) for a node that adds a module: its label, or its index among its siblings."""
+        index = self.count
+        self.count += 1
+        seg = label if label is not None else str(index)
+        if seg in self.segments:
+            where = f"in `{self.path}`" if self.path else "at the top level"
+            raise error("E208", f"two modules are named `{seg}` {where}", span,
+                        f"the first is at {self.segments[seg]}")
+        self.segments[seg] = span
+        return seg, f"{self.path}.{seg}" if self.path else seg
+
+    def graph(self) -> ir.Graph:
+        return ir.Graph.model_construct(nodes=tuple(self.nodes), inputs=tuple(self.inputs),
+                                        outputs=tuple(self.outputs))
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        return self.nodes[i].out_shape
 
 
 def pick_network(program: Program, name: str | None) -> ir.Definition:
@@ -75,26 +142,53 @@ def pick_network(program: Program, name: str | None) -> ir.Definition:
 def expand(program: Program, network: str | None = None, overrides: Overrides | None = None) -> ir.Network:
     overrides = overrides or Overrides()
     d = pick_network(program, network)
+    problem = network_problem(d.name)
+    if problem:
+        raise error("E208", f"`{d.name}` cannot name a network: {problem}", d.span)
     run = _Run(program)
-    env = _bind_network(d, overrides)
+    env, canonical = _bind_network(d, overrides)
     arguments = dict(env)
-    children = _body(d.body, env, run)
+    b = _Body("")
     inputs = [s for s in d.body if isinstance(s, ir.Input)]
-    input_span = inputs[0].span if inputs else d.span
-    if overrides.input is not None:
-        shape = overrides.input
-    elif inputs:
-        shape = tuple(_dim(x, env) for x in inputs[0].dims)
-        if not shape:
-            raise error("E302", "`input` needs at least one dimension, such as `input [3, 224, 224]`", input_span)
-    else:
-        raise error("E213", f"network `{d.name}` has no `input` statement", d.span,
-                    "add one, such as `input [1, 28, 28]`, or pass --input C,H,W")
-    root = ir.Node.model_construct(span=d.span, kind="seq", op=d.name, children=tuple(children))
+    first_span = _inputs(d, inputs, env, overrides, b)
+    env["@"] = b.names
+    _Walker(run, b).chain(d.body, env, b.inputs[0])
+    if run.problems:
+        raise ArchError(run.problems)
+    if not b.outputs:
+        b.outputs.append(("", _last_value(b)))
+    graph = b.graph()
     return ir.Network.model_construct(
-        span=d.span, name=d.name, file=program.root, input_shape=shape, input_span=input_span, root=root,
-        overrides=dict(overrides.texts), arguments=arguments,
+        span=d.span, name=d.name, file=program.root, input_shape=graph.nodes[graph.inputs[0]].out_shape,
+        input_span=first_span, graph=graph, overrides=canonical, arguments=arguments,
         asserts=tuple(run.asserts), warnings=(), batch=overrides.batch)
+
+
+def _last_value(b: _Body) -> int:
+    return b.nodes.__len__() - 1 if b.nodes else b.inputs[0]
+
+
+def _inputs(d: ir.Definition, inputs: list[ir.Input], env: dict, overrides: Overrides, b: _Body) -> Span:
+    """The network's input nodes (one per `input` statement; --input replaces the first's shape)."""
+    if not inputs:
+        if overrides.input is None:
+            raise error("E213", f"network `{d.name}` has no `input` statement", d.span,
+                        "add one, such as `input [1, 28, 28]`, or pass --input C,H,W")
+        inputs = [ir.Input.model_construct(span=d.span, dims=(), name=None)]
+    for k, stmt in enumerate(inputs):
+        if k == 0 and overrides.input is not None:
+            shape = tuple(overrides.input)
+        else:
+            shape = tuple(_dim(x, env) for x in stmt.dims)
+            if not shape:
+                raise error("E302", "`input` needs at least one dimension, such as `input [3, 224, 224]`", stmt.span)
+        name = stmt.name or "input"
+        node = ir.GNode.model_construct(span=stmt.span, kind="input", op=name, out_shape=shape,
+                                        activation_bytes=BYTES * prod(shape))
+        i = b.add(node)
+        b.inputs.append(i)
+        b.names[name] = i
+    return inputs[0].span
 
 
 def _dim(e: ir.Expr, env: dict) -> int:
@@ -104,7 +198,7 @@ def _dim(e: ir.Expr, env: dict) -> int:
     return v
 
 
-def _bind_network(d: ir.Definition, overrides: Overrides) -> dict[str, Any]:
+def _bind_network(d: ir.Definition, overrides: Overrides) -> tuple[dict[str, Any], dict[str, str]]:
     names = [p.name for p in d.params]
     for key, expr in overrides.values.items():
         if key not in names:
@@ -117,7 +211,7 @@ def _bind_network(d: ir.Definition, overrides: Overrides) -> dict[str, Any]:
             raise error("E204", f"network parameter `{p.name}` has no default; give it with --set {p.name}=...",
                         p.span)
         env[p.name] = _typed(p, evaluate(expr, env), expr.span)
-    return env
+    return env, {k: overrides.texts[k] for k in overrides.values}
 
 
 def _typed(p: ir.Param, v: Any, span: Span) -> Any:
@@ -126,6 +220,7 @@ def _typed(p: ir.Param, v: Any, span: Span) -> Any:
         "int": isinstance(v, int) and not isinstance(v, bool),
         "float": isinstance(v, (int, float)) and not isinstance(v, bool),
         "bool": isinstance(v, bool),
+        "str": isinstance(v, str),
         "list": isinstance(v, (list, tuple)),
         "tuple": isinstance(v, (list, tuple)),
     }[p.type]
@@ -134,123 +229,337 @@ def _typed(p: ir.Param, v: Any, span: Span) -> Any:
     return float(v) if p.type == "float" else v
 
 
-def _body(body: tuple, env: dict[str, Any], run: _Run) -> list[ir.Node]:
-    out: list[ir.Node] = []
-    for s in body:
-        out += _STMT[type(s)](s, env, run)
-    return out
+class _Walker:
+    """Walks statements into the graph of one body; `chain` threads a value through them, `branches`
+    feeds each node statement the same value and collects their outputs."""
+
+    def __init__(self, run: _Run, body: _Body) -> None:
+        self.run, self.b = run, body
+
+    # -- the two ways of walking a list of statements --------------------------------------------
+    def chain(self, stmts: tuple, env: dict, cur: int) -> int:
+        for s in stmts:
+            cur = self._guarded(s, env, cur, None)
+        return cur
+
+    def branches(self, stmts: tuple, env: dict, start: int, out: list[int]) -> None:
+        for s in stmts:
+            self._guarded(s, env, start, out)
+
+    def _guarded(self, s: ir.IR, env: dict, cur: int, out: list[int] | None) -> int:
+        """One statement; on an error, record it and go on with a failed value (chain) or branch."""
+        try:
+            return self._statement(s, env, cur, out)
+        except _Stop:
+            raise
+        except ArchError as exc:
+            self.run.report(exc)
+        except (_Failed, Poisoned):
+            pass
+        if isinstance(s, ir.Let):  # what reads the name later is skipped, not reported again
+            env[s.name] = POISONED
+        elif isinstance(s, ir.For):
+            for name in _targets(s.target):
+                env.setdefault(name, POISONED)
+        if out is not None:
+            out.append(FAILED)
+            return cur
+        return FAILED
+
+    def _statement(self, s: ir.IR, env: dict, cur: int, out: list[int] | None) -> int:
+        if isinstance(s, ir.NodeStmt):
+            y = self.node(s, env, cur)
+            if out is not None:
+                out.append(y)
+                return cur
+            return y
+        if isinstance(s, ir.Repeat):
+            n = evaluate(s.count, env)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise error("E302", f"`repeat` needs a count of zero or more, got {type_name(n)} `{show(n)}`",
+                            s.count.span)
+            self.run.loop(s.span, n)
+            for _ in range(n):
+                self.run.step(s.span)
+                cur = self._walk(s.body, env, cur, out)
+            return cur
+        if isinstance(s, ir.For):
+            items = evaluate(s.iter, env)
+            if not isinstance(items, (list, tuple)):
+                raise error("E301", f"`for` needs a list to loop over, got {type_name(items)} `{show(items)}`",
+                            s.iter.span)
+            self.run.loop(s.span, len(items))
+            for item in items:
+                self.run.step(s.span)
+                _assign(s.target, item, env)
+                cur = self._walk(s.body, env, cur, out)
+            return cur
+        if isinstance(s, ir.If):
+            return self._walk(s.body if evaluate(s.test, env) else s.orelse, env, cur, out)
+        if isinstance(s, ir.Let):
+            env[s.name] = evaluate(s.value, env)
+            return cur
+        if isinstance(s, ir.Assert):
+            self.run.asserts.append((s, dict(env)))  # checked after shape inference, when results are known
+            return cur
+        if isinstance(s, ir.Output):
+            self._output(s, env, cur)
+            return cur
+        return cur  # `input`: read by expand() itself
+
+    def _walk(self, stmts: tuple, env: dict, cur: int, out: list[int] | None) -> int:
+        if out is None:
+            return self.chain(stmts, env, cur)
+        self.branches(stmts, env, cur, out)
+        return cur
+
+    def _output(self, s: ir.Output, env: dict, cur: int) -> None:
+        value = evaluate(s.ref, env).node if s.ref is not None else cur
+        if any(name == s.name for name, _ in self.b.outputs):
+            raise error("E214", f"the output `{s.name}` is declared twice", s.span)
+        if value == FAILED:
+            raise _Failed
+        self.b.outputs.append((s.name, value))
+
+    # -- node statements ---------------------------------------------------------------------
+    def node(self, s: ir.NodeStmt, env: dict, cur: int) -> int:
+        self.run.step(s.span)
+        label, lspan = self._label(s.label, env)
+        n = s.node
+        if isinstance(n, ir.Ref):
+            if label is not None:
+                raise error("E208", "a reference cannot be named: name the node it refers to", lspan or s.span)
+            return evaluate(n, env).node
+        if isinstance(n, ir.Container):
+            if label is None:
+                return self._anonymous(n, env, cur)
+            return self._group(n, label, lspan, env, cur)
+        if n.name in LAYERS:
+            return self._layer(n, label, lspan, env, cur)
+        return self._block(n, label, lspan, env, cur)
+
+    def _label(self, label: ir.Label | None, env: dict) -> tuple[str | None, Span | None]:
+        if label is None:
+            return None, None
+        if label.parts is not None:
+            name = "".join(p if isinstance(p, str) else _label_part(p, env) for p in label.parts)
+        elif label.index is not None:
+            name = label.name + _label_part(label.index, env)
+        else:
+            name = label.name
+        problem = label_problem(name)
+        if problem:
+            raise error("E208", f"`{name}` cannot name a module: {problem}", label.span)
+        return name, label.span
+
+    def _name(self, label: str | None, i: int) -> int:
+        if label is not None:
+            self.b.names[label] = i
+        return i
+
+    def _anonymous(self, c: ir.Container, env: dict, cur: int) -> int:
+        if c.kind == "seq":
+            return self.chain(c.body, env, cur)
+        outs: list[int] = []
+        self.branches(c.body, env, cur, outs)
+        return self._combine(c, env, outs, self.b)
+
+    def _combine(self, c: ir.Container, env: dict, outs: list[int], b: _Body) -> int:
+        """An add, mul or concat of branch outputs in body `b`, as a node of its own."""
+        if not outs:
+            raise error("E407", f"`{c.kind}` has no branches", c.span)
+        if FAILED in outs:
+            raise _Failed
+        dim = _container_dim(c, env)
+        values = [(b.nodes[i].out_shape, b.nodes[i].batched, b.nodes[i].span) for i in outs]
+        try:
+            shape, batched = combine_shape(c.kind, values, dim)
+        except ShapeProblem as p:
+            raise ArchError(Diagnostic(p.code, p.message, getattr(p, "span", None) or c.span, p.notes)) from None
+        node = ir.GNode.model_construct(span=c.span, kind="combine", op=c.kind, args={"dim": dim} if c.kind ==
+                                        "concat" else {}, inputs=tuple(outs), out_shape=shape, batched=batched,
+                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0)
+        return b.add(node)
+
+    def _group(self, c: ir.Container, label: str, lspan: Span | None, env: dict, cur: int) -> int:
+        """A named container: a module of its own, whose body is a graph."""
+        if cur == FAILED:
+            raise _Failed
+        seg, path = self.b.segment(label, lspan or c.span)
+        inner = _Body(path)
+        x = self._entry(inner, cur, c.span)
+        scoped = {**env, "@": inner.names}
+        walker = _Walker(self.run, inner)
+        if c.kind == "seq":
+            y = walker.chain(c.body, scoped, x)
+        else:
+            outs: list[int] = []
+            walker.branches(c.body, scoped, x, outs)
+            y = walker._combine(c, scoped, outs, inner)
+        if y == FAILED:
+            raise _Failed
+        return self._name(label, self._module(inner, y, kind="group", op=c.kind, span=c.span, label=label,
+                                              lspan=lspan, seg=seg, path=path, cur=cur))
+
+    def _entry(self, inner: _Body, cur: int, span: Span) -> int:
+        node = self.b.nodes[cur]
+        i = inner.add(ir.GNode.model_construct(span=span, kind="input", op="x", out_shape=node.out_shape,
+                                               batched=node.batched))
+        inner.inputs.append(i)
+        return i
+
+    def _module(self, inner: _Body, y: int, *, kind: str, op: str, span: Span, label: str | None,
+                lspan: Span | None, seg: str, path: str, cur: int, args: dict | None = None,
+                written: tuple = (), positional: int = 0) -> int:
+        inner.outputs.append(("", y))
+        graph = inner.graph()
+        inside = [n for n in graph.nodes if n.kind != "input"]
+        out = graph.nodes[y]
+        node = ir.GNode.model_construct(
+            span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
+            label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
+            batched=out.batched, params=sum(n.params for n in inside), macs=sum(n.macs for n in inside),
+            activation_bytes=sum(n.activation_bytes for n in inside))
+        return self.b.add(node)
+
+    def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
+        layer = LAYERS[c.name]
+        args, written, spans = self._arguments(c, layer, env)
+        refs = [v for v in args.values() if isinstance(v, TensorRef)]
+        inputs = ((cur,) if layer.sources else ()) + tuple(r.node for r in refs)
+        if FAILED in inputs:
+            raise _Failed
+        x = self.b.shape(cur) if layer.sources else ()
+        if layer.sources and not self.b.nodes[cur].batched:
+            raise error("E405", f"{c.name} takes a batched tensor; `param` gives one without the batch, for `add` "
+                                "and `mul`", c.span)
+        shaped = {k: (self.b.shape(v.node) if isinstance(v, TensorRef) else v) for k, v in args.items()}
+        try:
+            y = layer.shape(shaped, x)
+            params = layer.params(shaped, x)
+            macs = layer.macs(shaped, x, y)
+        except ShapeProblem as p:
+            notes = p.notes + ((f"input shape {list(x)}",) if layer.sources else ())
+            raise ArchError(Diagnostic(p.code, p.message, c.span, notes)) from None
+        if any(n > MAX_DIM for n in y) or prod(y) > MAX_DIM * 16:
+            raise error("E408", f"{c.name}: output shape {list(y)} is absurdly large", c.span)
+        seg, path = self.b.segment(label, lspan or c.span)
+        node = ir.GNode.model_construct(
+            span=c.span, kind="layer", op=c.name, args=args, written=written, positional=_positional(c),
+            inputs=inputs, label=label, label_span=lspan, path=path, segment=seg, out_shape=tuple(y),
+            batched=bool(layer.sources), params=params, macs=macs,
+            activation_bytes=0 if c.name == "identity" else BYTES * prod(y))
+        return self._name(label, self.b.add(node))
+
+    def _arguments(self, c: ir.Call, layer, env: dict) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Span]]:
+        """A layer's arguments, each checked and normalised by its kind; every bad one is reported."""
+        sig = layer.args
+        given, spans = _given(c, [a.name for a in sig], env, self.run)
+        args: dict[str, Any] = {}
+        bad: list[Diagnostic] = []
+        for a in sig:
+            v = given.get(a.name, a.default)
+            if v is REQUIRED:
+                continue  # resolve has reported it
+            try:
+                args[a.name] = a.coerce(v)
+            except TypeError as exc:
+                bad.append(Diagnostic("E205", f"{c.name} argument `{a.name}`: {exc}", spans.get(a.name, c.span)))
+            except ValueError as exc:
+                bad.append(Diagnostic("E302", f"{c.name} argument `{a.name}` {exc}", spans.get(a.name, c.span),
+                                      _choices(a)))
+        if bad:
+            raise ArchError(bad)
+        for a in sig:  # a default that is another argument's value (a pool's stride is its kernel)
+            if a.same_as and args.get(a.name) is None:
+                args[a.name] = args[a.same_as]
+        return args, tuple(given), spans
+
+    def _block(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
+        d = self.run.program.definitions[c.name]
+        given, spans = _given(c, [p.name for p in d.params], env, self.run)
+        if cur == FAILED:
+            raise _Failed
+        x = self.b.nodes[cur]
+        local: dict[str, Any] = {"in_shape": list(x.out_shape), "in_channels": x.out_shape[0] if x.out_shape else 1}
+        for p in d.params:
+            if p.name in given:
+                local[p.name] = _typed(p, given[p.name], spans[p.name])
+            else:
+                local[p.name] = _typed(p, evaluate(p.default, local), p.default.span)
+        if self.run.depth >= MAX_CALL_DEPTH:
+            raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
+        seg, path = self.b.segment(label, lspan or c.span)
+        inner = _Body(path)
+        entry = self._entry(inner, cur, c.span)
+        local["@"] = inner.names
+        before = len(self.run.problems)
+        self.run.depth += 1
+        try:
+            y = _Walker(self.run, inner).chain(d.body, local, entry)
+        finally:
+            self.run.depth -= 1
+        # An error inside the block's definition: say where the block was called from.
+        note = f"in `{c.name}` called at {c.span}"
+        self.run.problems[before:] = [dataclasses.replace(p, notes=p.notes + (note,)) if len(p.notes) < 8 else p
+                                      for p in self.run.problems[before:]]
+        if y == FAILED or len(self.run.problems) > before:
+            raise _Failed
+        args = {p.name: local[p.name] for p in d.params}
+        return self._name(label, self._module(inner, y, kind="block", op=c.name, span=c.span, label=label,
+                                              lspan=lspan, seg=seg, path=path, cur=cur, args=args,
+                                              written=tuple(given), positional=_positional(c)))
 
 
-def _node_stmt(s: ir.NodeStmt, env: dict, run: _Run) -> list[ir.Node]:
-    run.step(s.span)
-    label = None
-    lspan = None
-    if s.label is not None:
-        label = s.label.name
-        lspan = s.label.span
-        if s.label.index is not None:
-            i = evaluate(s.label.index, env)
-            if isinstance(i, bool) or not isinstance(i, int):
-                raise error("E205", f"a name's suffix must be an int, got {type_name(i)} `{show(i)}`",
-                            s.label.index.span)
-            label += str(i)
-    if isinstance(s.node, ir.Container):
-        return [_container(s.node, label, env, run, lspan)]
-    if s.node.name in LAYERS:
-        return [_layer(s.node, label, env, lspan)]
-    return [_block(s.node, label, env, run, lspan)]
+def _container_dim(c: ir.Container, env: dict) -> int:
+    for a in c.args or ():
+        v = evaluate(a.value, env)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise error("E205", f"concat's dim must be an int, got {type_name(v)} `{show(v)}`", a.value.span)
+        return v
+    return 0
 
 
-def _container(c: ir.Container, label: str | None, env: dict, run: _Run, lspan: Span | None = None) -> ir.Node:
-    children = _body(c.body, env, run)
-    if not children and c.kind != "seq":
-        raise error("E407", f"`{c.kind}` has no branches", c.span)
-    return ir.Node.model_construct(span=c.span, kind=c.kind, op=c.kind, label=label, label_span=lspan,
-                                   children=tuple(children))
+def _label_part(e: ir.Expr, env: dict) -> str:
+    i = evaluate(e, env)
+    if isinstance(i, bool) or not isinstance(i, (int, str)):
+        raise error("E205", f"a name's suffix must be an int or a string, got {type_name(i)} `{show(i)}`", e.span)
+    return text(i)
 
 
-def _arguments(c: ir.Call, names: list[str], env: dict) -> tuple[dict[str, Any], dict[str, Span]]:
+def _given(c: ir.Call, names: list[str], env: dict, run: _Run) -> tuple[dict[str, Any], dict[str, Span]]:
+    """The arguments of a call, evaluated; each that fails is reported and left out (the others still count)."""
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     positional = iter(names)  # resolve has checked that positional arguments come first and fit
+    failed = False
     for a in c.args or ():
         key = a.name if a.name is not None else next(positional)
-        values[key] = evaluate(a.value, env)
         spans[key] = a.value.span
+        try:
+            values[key] = evaluate(a.value, env)
+        except _Stop:
+            raise
+        except ArchError as exc:
+            run.report(exc)
+            failed = True
+        except Poisoned:
+            failed = True
+    if failed:
+        raise _Failed
     return values, spans
+
+
+def _choices(a) -> tuple[str, ...]:
+    return (f"{a.name} is one of {', '.join(map(show, a.choices))}",) if a.choices else ()
 
 
 def _positional(c: ir.Call) -> int:
     return sum(1 for a in c.args or () if a.name is None)
 
 
-def _layer(c: ir.Call, label: str | None, env: dict, lspan: Span | None = None) -> ir.Node:
-    sig = LAYERS[c.name]
-    given, spans = _arguments(c, [a.name for a in sig], env)
-    args: dict[str, Any] = {}
-    for a in sig:
-        v = given.get(a.name, a.default)
-        try:
-            args[a.name] = COERCE[a.kind](v) if v is not REQUIRED else v
-        except TypeError as exc:
-            raise error("E205", f"{c.name} argument `{a.name}`: {exc}", spans.get(a.name, c.span)) from None
-        except ValueError as exc:
-            raise error("E302", f"{c.name} argument `{a.name}` {exc}", spans.get(a.name, c.span)) from None
-    if "stride" in args and args["stride"] is None:  # a pool's stride defaults to its kernel
-        args["stride"] = args["kernel"]
-    return ir.Node.model_construct(span=c.span, kind="layer", op=c.name, args=args, written=tuple(given),
-                                   positional=_positional(c), label=label, label_span=lspan)
-
-
-def _block(c: ir.Call, label: str | None, env: dict, run: _Run, lspan: Span | None = None) -> ir.Node:
-    d = run.program.definitions[c.name]
-    given, spans = _arguments(c, [p.name for p in d.params], env)
-    local: dict[str, Any] = {}
-    for p in d.params:
-        if p.name in given:
-            local[p.name] = _typed(p, given[p.name], spans[p.name])
-        else:
-            local[p.name] = _typed(p, evaluate(p.default, local), p.default.span)
-    if run.depth >= MAX_CALL_DEPTH:
-        raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
-    run.depth += 1
-    try:
-        children = _body(d.body, local, run)
-    except ArchError as exc:
-        # Say where the block was called from: the error sits inside its definition.
-        raise ArchError([dataclasses.replace(x, notes=x.notes + (f"in `{c.name}` called at {c.span}",))
-                         if len(x.notes) < 8 else x for x in exc.diagnostics]) from None
-    finally:
-        run.depth -= 1
-    args = {p.name: local[p.name] for p in d.params}
-    return ir.Node.model_construct(span=c.span, kind="block", op=c.name, args=args, written=tuple(given),
-                                   positional=_positional(c), label=label, label_span=lspan,
-                                   children=tuple(children))
-
-
-def _repeat(s: ir.Repeat, env: dict, run: _Run) -> list[ir.Node]:
-    n = evaluate(s.count, env)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise error("E302", f"`repeat` needs a count of zero or more, got {type_name(n)} `{show(n)}`", s.count.span)
-    run.loop(s.span, n)
-    out: list[ir.Node] = []
-    for _ in range(n):
-        run.step(s.span)
-        out += _body(s.body, env, run)
-    return out
-
-
-def _for(s: ir.For, env: dict, run: _Run) -> list[ir.Node]:
-    items = evaluate(s.iter, env)
-    if not isinstance(items, (list, tuple)):
-        raise error("E301", f"`for` needs a list to loop over, got {type_name(items)} `{show(items)}`", s.iter.span)
-    run.loop(s.span, len(items))
-    out: list[ir.Node] = []
-    for item in items:
-        run.step(s.span)
-        _assign(s.target, item, env)
-        out += _body(s.body, env, run)
-    return out
+def _targets(t: ir.Target) -> list[str]:
+    return [t.id] if isinstance(t, ir.NameTarget) else [n for x in t.items for n in _targets(x)]
 
 
 def _assign(t: ir.Target, v: Any, env: dict) -> None:
@@ -262,27 +571,3 @@ def _assign(t: ir.Target, v: Any, env: dict) -> None:
         raise error("E301", f"cannot unpack {type_name(v)} `{show(v)}` into {want} names", t.span)
     for sub, x in zip(t.items, v):
         _assign(sub, x, env)
-
-
-def _if(s: ir.If, env: dict, run: _Run) -> list[ir.Node]:
-    return _body(s.body if evaluate(s.test, env) else s.orelse, env, run)
-
-
-def _let(s: ir.Let, env: dict, run: _Run) -> list[ir.Node]:
-    env[s.name] = evaluate(s.value, env)
-    return []
-
-
-def _assert(s: ir.Assert, env: dict, run: _Run) -> list[ir.Node]:
-    run.asserts.append((s, dict(env)))  # checked after shape inference, when results are known
-    return []
-
-
-def _input(s: ir.Input, env: dict, run: _Run) -> list[ir.Node]:
-    return []  # read by expand() itself
-
-
-_STMT = {
-    ir.NodeStmt: _node_stmt, ir.Repeat: _repeat, ir.For: _for, ir.If: _if, ir.Let: _let,
-    ir.Assert: _assert, ir.Input: _input,
-}

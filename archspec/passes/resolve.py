@@ -9,19 +9,23 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import ir
-from ..errors import ArchError, Diagnostic, did_you_mean, io_error
+from ..errors import ArchError, Diagnostic, Span, did_you_mean, io_error
 from ..evaluate import BUILTINS
 from ..layers import LAYERS, REQUIRED
 from ..loader import Program
 
-TYPES = ("int", "float", "bool", "list", "tuple")
+TYPES = ("int", "float", "bool", "str", "list", "tuple")
 RESULT_NAMES = ("params", "macs", "output", "activation_bytes", "input")
+BLOCK_NAMES = ("in_shape", "in_channels")  # the shape of the tensor reaching a block, readable in its body
+CONTAINER_ARGS = {"concat": ("dim",)}
 
 
 def resolve(program: Program) -> Program:
     problems: list[Diagnostic] = []
     for d in program.definitions.values():
         problems += _check_definition(d, program)
+    for f in program.functions.values():
+        problems += _check_function(f, program)
     try:
         problems += _check_recursion(program)
     except RecursionError:  # a chain of calls through thousands of distinct blocks
@@ -41,11 +45,20 @@ def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
         if p.type is not None and p.type not in TYPES:
             out.append(Diagnostic("E205", f"unknown type `{p.type}`{did_you_mean(p.type, TYPES)}", p.span,
                                   ("types are " + ", ".join(TYPES),)))
-    bound = set(seen) | _bound_in(d.body) | set(BUILTINS)
+    bound = set(seen) | _bound_in(d.body) | set(BUILTINS) | set(program.functions)
+    if d.kind == "block":
+        bound |= set(BLOCK_NAMES)
     inputs = [s for s in d.body if isinstance(s, ir.Input)]
-    for extra in inputs[1:]:
-        out.append(Diagnostic("E214", "the network's `input` is declared twice", extra.span,
-                              (f"first declared at {inputs[0].span}",)))
+    named: dict[str | None, ir.Input] = {}
+    for i in inputs:
+        first = named.get(i.name)
+        if first is not None or (named and (i.name is None or None in named)):
+            shown = f"input `{i.name}`" if i.name else "`input`"
+            first = first or inputs[0]
+            out.append(Diagnostic("E214", f"the network's {shown} is declared twice" if i.name == first.name else
+                                  "a network with several inputs names each of them: `input image [3, 224, 224]`",
+                                  i.span, (f"first declared at {first.span}",)))
+        named.setdefault(i.name, i)
     for stmt, top in _statements(d.body, top=True):
         out += _check_statement(stmt, top, d, bound, program)
     return out
@@ -87,12 +100,29 @@ def _check_statement(s: ir.IR, top: bool, d: ir.Definition, bound: set[str], pro
         if d.kind != "network" or not top:
             out.append(Diagnostic("E213", "`input` belongs at the top level of a network", s.span))
         exprs += s.dims
+    elif isinstance(s, ir.Output):
+        if d.kind != "network" or not top:
+            out.append(Diagnostic("E213", "`output` belongs at the top level of a network", s.span))
+        if s.ref is not None and s.ref.index is not None:
+            exprs.append(s.ref.index)
     elif isinstance(s, ir.NodeStmt):
-        if s.label is not None and s.label.index is not None:
-            exprs.append(s.label.index)
+        if s.label is not None:
+            if s.label.index is not None:
+                exprs.append(s.label.index)
+            exprs += [p for p in s.label.parts or () if not isinstance(p, str)]
         if isinstance(s.node, ir.Call):
             out += _check_call(s.node, program)
             exprs += [a.value for a in s.node.args or ()]
+        elif isinstance(s.node, ir.Ref) and s.node.index is not None:
+            exprs.append(s.node.index)
+        elif isinstance(s.node, ir.Container) and s.node.args:
+            allowed = CONTAINER_ARGS.get(s.node.kind, ())
+            for a in s.node.args:
+                if a.name not in allowed:
+                    what = a.name or "a positional argument"
+                    out.append(Diagnostic("E203", f"`{s.node.kind}` takes no argument {what}" if not allowed else
+                                          f"`{s.node.kind}` takes only {', '.join(allowed)}=, not {what}", a.span))
+                exprs.append(a.value)
     elif isinstance(s, ir.Repeat):
         exprs.append(s.count)
     elif isinstance(s, ir.For):
@@ -105,11 +135,34 @@ def _check_statement(s: ir.IR, top: bool, d: ir.Definition, bound: set[str], pro
         exprs.append(s.test)
     names = bound | set(RESULT_NAMES) if isinstance(s, ir.Assert) and d.kind == "network" else bound
     for e in exprs:
-        out += _check_names(e, names, d)
+        out += _check_names(e, names, d, program.functions)
     return out
 
 
-def _check_names(e: ir.IR, bound: set[str], d: ir.Definition) -> list[Diagnostic]:
+def _check_function(f: ir.FuncDef, program: Program) -> list[Diagnostic]:
+    """A `def`: its parameters, and the names its lets and result read (its parameters, earlier lets,
+    builtins and other functions; nothing of a block or network)."""
+    out: list[Diagnostic] = []
+    if f.name in BUILTINS or f.name in LAYERS:
+        what = "a builtin function" if f.name in BUILTINS else "a layer"
+        out.append(Diagnostic("E206", f"`{f.name}` is {what}; a function needs a name of its own", f.span))
+    bound = set(BUILTINS) | set(program.functions)
+    seen: set[str] = set()
+    for p in f.params:
+        if p.name in seen:
+            out.append(Diagnostic("E211", f"parameter `{p.name}` is declared twice", p.span))
+        seen.add(p.name)
+        if p.default is not None:
+            out += _check_names(p.default, bound | {q.name for q in f.params}, f, program.functions)
+        bound.add(p.name)
+    for let in f.lets:
+        out += _check_names(let.value, bound, f, program.functions)
+        bound.add(let.name)
+    out += _check_names(f.result, bound, f, program.functions)
+    return out
+
+
+def _check_names(e: ir.IR, bound: set[str], d, functions=()) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for node in _walk(e):
         if isinstance(node, ir.Name) and node.id not in bound:
@@ -118,9 +171,10 @@ def _check_names(e: ir.IR, bound: set[str], d: ir.Definition) -> list[Diagnostic
                 notes = (f"`{node.id}` is a static result, readable only in a network's `assert`",)
             hint = "; write `true` or `false`" if node.id in ("True", "False") else did_you_mean(node.id, bound)
             out.append(Diagnostic("E202", f"unknown name `{node.id}`{hint}", node.span, notes))
-        elif isinstance(node, ir.FuncCall) and node.func not in BUILTINS:
-            out.append(Diagnostic("E202", f"unknown function `{node.func}`{did_you_mean(node.func, BUILTINS)}",
-                                  node.span, ("functions are " + ", ".join(sorted(BUILTINS)),)))
+        elif isinstance(node, ir.FuncCall) and node.func not in BUILTINS and node.func not in functions:
+            known = [*BUILTINS, *functions]
+            out.append(Diagnostic("E202", f"unknown function `{node.func}`{did_you_mean(node.func, known)}",
+                                  node.span, ("functions are " + ", ".join(sorted(known)),)))
     return out
 
 
@@ -136,7 +190,7 @@ def _walk(e: ir.IR) -> Iterator[ir.IR]:
 def signature(name: str, program: Program) -> list[tuple[str, bool]] | None:
     """(parameter, required) pairs of a layer or block, or None if there is no such thing."""
     if name in LAYERS:
-        return [(a.name, a.default is REQUIRED) for a in LAYERS[name]]
+        return [(a.name, a.default is REQUIRED) for a in LAYERS[name].args]
     d = program.definitions.get(name)
     if d is None or d.kind != "block":
         return None
@@ -184,25 +238,39 @@ def _check_call(c: ir.Call, program: Program) -> list[Diagnostic]:
 
 
 def _check_recursion(program: Program) -> list[Diagnostic]:
-    calls = {name: [s.node for s, _ in _statements(d.body, True)
-                    if isinstance(s, ir.NodeStmt) and isinstance(s.node, ir.Call)
-                    and s.node.name in program.definitions]
-             for name, d in program.definitions.items()}
+    """Blocks calling themselves through other blocks, and functions through other functions (E207)."""
+    blocks = {name: [(s.node.name, s.node.span) for s, _ in _statements(d.body, True)
+                     if isinstance(s, ir.NodeStmt) and isinstance(s.node, ir.Call)
+                     and s.node.name in program.definitions]
+              for name, d in program.definitions.items()}
+    functions = {name: [(n.func, n.span) for e in (*[p.default for p in f.params if p.default is not None],
+                                                  *[let.value for let in f.lets], f.result)
+                        for n in _walk(e) if isinstance(n, ir.FuncCall) and n.func in program.functions]
+                 for name, f in program.functions.items()}
+    return _cycles(blocks, "block") + _cycles(functions, "function")
+
+
+def _cycles(calls: dict[str, list[tuple[str, Span]]], what: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for call in calls.get(name, ()):
-            if state.get(call.name) == 1:
-                cycle = path[path.index(call.name):] + [call.name]
-                what = "calls itself" if len(cycle) == 2 else "is recursive"
-                out.append(Diagnostic("E207", f"block `{call.name}` {what}: {' -> '.join(cycle)}", call.span))
-            elif call.name not in state:
-                visit(call.name, path + [call.name])
-        state[name] = 2
-
-    for name in calls:
-        if name not in state:
-            visit(name, [name])
+    for start in calls:
+        if start in state:
+            continue
+        path, stack = [start], [iter(calls.get(start, ()))]
+        state[start] = 1
+        while stack:  # depth first, with an explicit stack: any number of definitions
+            step = next(stack[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                stack.pop()
+                continue
+            callee, span = step
+            if state.get(callee) == 1:
+                cycle = path[path.index(callee):] + [callee]
+                how = "calls itself" if len(cycle) == 2 else "is recursive"
+                out.append(Diagnostic("E207", f"{what} `{callee}` {how}: {' -> '.join(cycle)}", span))
+            elif callee not in state:
+                state[callee] = 1
+                path.append(callee)
+                stack.append(iter(calls.get(callee, ())))
     return out
