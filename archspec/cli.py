@@ -108,6 +108,9 @@ def parser() -> argparse.ArgumentParser:
     _spec_options(p, network=False)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
 
+    p = sub.add_parser("layers", help="list every layer the language has, with its signature")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
     p = sub.add_parser("summary", help="print a network's layer summary: shapes, params, MACs, receptive field")
     p.add_argument("file", metavar="FILE")
     _spec_options(p)
@@ -346,6 +349,27 @@ def load_spec(args: argparse.Namespace, batch: int = 1):
         return None, fail(args, warnings, sources, status(warnings))
     report(warnings, sources)  # on stderr; JSON output lists them in its own "warnings"
     return spec, EXIT_OK
+
+
+@command
+def cmd_layers(args: argparse.Namespace) -> int:
+    from .layers import LAYERS, REQUIRED
+    from .values import show
+
+    if args.format == "json":
+        print(json.dumps([{"name": layer.name, "signature": layer.signature(), "doc": layer.doc,
+                           "category": layer.category, "torch": layer.module if isinstance(layer.module, str) else None,
+                           "args": [{"name": a.name, "kind": a.kind, "required": a.default is REQUIRED,
+                                     "default": None if a.default is REQUIRED else show(a.default),
+                                     "choices": list(a.choices)} for a in layer.args]}
+                          for layer in LAYERS.values()], indent=2))
+        return EXIT_OK
+    width = max(len(layer.signature()) for layer in LAYERS.values())
+    for category in sorted({layer.category for layer in LAYERS.values()}):
+        print(f"{category}:")
+        for layer in (x for x in LAYERS.values() if x.category == category):
+            print(f"  {layer.signature().ljust(width)}  {layer.doc}")
+    return EXIT_OK
 
 
 @command

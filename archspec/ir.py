@@ -335,6 +335,7 @@ class GNode(IR):
     macs: int = 0
     rf: tuple[Any, Any, Any, Any] = (1, 1, 1, 1)  # size h, size w, jump h, jump w (exact fractions)
     activation_bytes: int = 0
+    source: Any = None  # where its arguments came from, for codegen: (argument -> Expr, the env it read)
 
 
 class Graph(IR):
@@ -372,3 +373,16 @@ class Network(IR):
     @property
     def inputs(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(self.graph.nodes[i].op, self.graph.nodes[i].out_shape) for i in self.graph.inputs]
+
+
+def walk(graph: Graph) -> Iterator[GNode]:
+    """Every node of a graph and of the graphs inside it, in execution order."""
+    for n in graph.nodes:
+        yield n
+        if n.body is not None:
+            yield from walk(n.body)
+
+
+def layers(graph: Graph) -> Iterator[GNode]:
+    """Every layer node, in execution order, through blocks and named containers."""
+    return (n for n in walk(graph) if n.kind == "layer")

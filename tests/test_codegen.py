@@ -74,10 +74,8 @@ def module_of(name: str) -> nn.Module:
     return spec_of(name).to_torch(seed=0)
 
 
-def walk(node: ir.Node) -> Iterator[ir.Node]:
-    yield node
-    for c in node.children:
-        yield from walk(c)
+def walk(graph: ir.Graph) -> Iterator[ir.GNode]:
+    return ir.walk(graph)
 
 
 def test_the_zoo_is_all_there():
@@ -92,9 +90,8 @@ def test_shapes_and_params(name):
     """Every node that is a registered submodule (layers, block classes, Sequentials): its output shape."""
     spec, module = spec_of(name), module_of(name)
     modules = dict(module.named_modules())
-    nodes = {n.path: n for n in walk(spec.network.root)
-             if (n.segment is not None or n is spec.network.root) and n.path in modules}
-    for n in walk(spec.network.root):
+    nodes = {n.path: n for n in walk(spec.network.graph) if n.segment is not None and n.path in modules}
+    for n in walk(spec.network.graph):
         if n.kind == "layer" and n.params:  # whatever holds weights is a submodule at its spec path
             assert n.path in nodes, n.path
             assert sum(p.numel() for p in modules[n.path].parameters()) == n.params, n.path

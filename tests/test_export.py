@@ -355,8 +355,11 @@ def test_onnx_shapes_that_disagree_with_archspecs_are_e608(tmp_path: Path) -> No
     compile_spec(spec, Options(formats=("onnx",), out_dir=str(tmp_path), verify=False))
     path = str(tmp_path / "lenet.onnx")
     check_onnx(path, spec.network)  # agrees
-    root = spec.network.root
-    wrong = spec.network.model_copy(update={"root": root.model_copy(update={"out_shape": (11,)})})
+    g = spec.network.graph
+    last = g.outputs[0][1]
+    nodes = list(g.nodes)
+    nodes[last] = nodes[last].model_copy(update={"out_shape": (11,)})
+    wrong = spec.network.model_copy(update={"graph": g.model_copy(update={"nodes": tuple(nodes)})})
     with pytest.raises(archspec.ArchError) as exc:
         check_onnx(path, wrong)
     d = exc.value.diagnostics[0]

@@ -136,7 +136,8 @@ def test_any_name_the_grammar_takes_gives_valid_code_or_a_located_error(block, p
     try:
         spec = archspec.loads(_spec(block, param, label, network), name="n.arch")
     except ArchError as exc:
-        assert all(d.code in ("E101", "E201", "E202", "E208", "E206") and d.span.line for d in exc.diagnostics), \
+        codes = ("E101", "E201", "E202", "E206", "E208", "E218")
+        assert all(d.code in codes and d.span.line for d in exc.diagnostics), \
             exc.diagnostics
         return
     _checked(source_of(spec))

@@ -80,14 +80,12 @@ def output_shapes(net: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str
     return shapes
 
 
-def walk(node: ir.Node) -> Iterator[ir.Node]:
-    yield node
-    for c in node.children:
-        yield from walk(c)
+def walk(graph: ir.Graph) -> Iterator[ir.GNode]:
+    return ir.walk(graph)
 
 
 def layers_with_params(spec: archspec.Spec) -> dict[str, ir.Node]:
-    return {n.path: n for n in walk(spec.network.root) if n.kind == "layer" and n.params}
+    return {n.path: n for n in walk(spec.network.graph) if n.kind == "layer" and n.params}
 
 
 def param_names(spec: archspec.Spec) -> set[str]:
@@ -273,7 +271,7 @@ def test_receptive_field_against_gradients(case):
             nn.init.zeros_(m.bias)
     x = torch.zeros(1, 2, SIZE, SIZE, dtype=torch.float64)
     assert spec.output_shape == tuple(net(x).shape[1:])
-    rf = spec.network.root.rf
+    rf = spec.network.graph.output().rf
     assert (rf[:2], rf[2:]) == (size, jump)  # typed by hand: the rule r += d*(k-1)*j, j *= s
     h, w = spec.output_shape[1:]
     i, j = h // 2, w // 2

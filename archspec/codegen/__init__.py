@@ -9,7 +9,7 @@ from .python import generate, spec_hash
 
 def source_of(spec) -> str:
     """The generated Python source of a checked Spec."""
-    return generate(spec.network, spec.sources.texts, spec.program.definitions)
+    return generate(spec.network, spec.sources.texts, spec.program)
 
 
 def build_module(spec, seed: int = 0):

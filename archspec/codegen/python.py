@@ -1,13 +1,20 @@
 """The spec as the source of a torch nn.Module that reads as if written by hand.
 
-Every node that adds a path segment and has children becomes a module: an `nn.Sequential`
-when it is a plain chain of unnamed children (as the book and torchvision write VGG blocks,
-stems and stages), otherwise a class with named submodules and a `forward` that follows the
-spec's branches. The state_dict keys are the spec's paths.
+It walks the dataflow graph. Every block and named container is a module: an `nn.Sequential`
+when its body is a plain chain of unnamed nodes (as torchvision writes VGG's features), else a
+class whose `__init__` makes its submodules and whose `forward` follows the graph, one statement
+a line, a variable per live value (a value dies at its last use, fx's register_last_uses; its
+name goes on to the next node, and a node the spec names gets a variable of that name where a
+branch needs one). Unnamed layers without state are written as calls in `forward`; an in-place
+ReLU or sum is used where the tensor it overwrites is fresh and read by nothing else.
 
-Instances of one block that differ only in numbers (channels, strides) share one class: the
-numbers that differ become constructor parameters, named after the block's own parameters
-where their values agree (`Residual(in_channels=64, channels=128, stride=2)`).
+Classes take the parameters of the block they come from (archspec/codegen/symbolic.py), so the
+instances of a block share one class wherever the spec's own expressions can say how they differ:
+`Bottleneck(in_channels=256, planes=64, stride=2)`. The root class takes the network's parameters,
+with the values compiled as its defaults.
+
+Every generated name comes from one Namespace (archspec/names.py), every piece of user text
+through one escaping function (archspec/escape.py).
 """
 
 from __future__ import annotations
@@ -18,13 +25,19 @@ import os
 from dataclasses import dataclass, field
 
 from .. import __version__, ir
-from ..escape import escape, py_string
+from ..escape import escape, py_string, py_value
+from ..layers import LAYERS
 from ..names import Namespace, attribute, camel, set_attribute
 from ..summary import show_shape
-from .layers import CALLS, IN_PLACE_CALLS, IN_PLACE_MODULES, MODULES, is_fresh, reads_fresh
-from .parametrize import Variant, parametrize
+from . import helpers
+from .emit import constructor, functional, stateless, takes_tensors
+from .symbolic import Scope, Sym, exposable, functions_of, literal, param, python_function, render, total
 
+IN = "#in"  # a scope's name for the channels of the tensor reaching the body (no spec name can be this)
 LINE_LENGTH = 120  # the project's (pyproject.toml); longer lines are wrapped as a formatter would
+SAME_SHAPE = frozenset({"activation", "normalisation", "regularisation"})
+SAME_CHANNELS = frozenset({"maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "interpolate",
+                           "pad", "channel_shuffle"})
 
 
 @dataclass
@@ -32,48 +45,504 @@ class _Class:
     name: str
     base: str  # "nn.Module" or "nn.Sequential"
     doc: str
-    params: list[tuple[str, str]]  # (name, type) of the constructor
+    params: list[tuple[str, str, str | None]]  # (name, annotation, default literal or None)
     body: list[str]
 
 
 @dataclass
-class _Codegen:
-    file: str
-    definitions: dict[str, ir.Definition]
-    classes: list[_Class] = field(default_factory=list)
-    calls: dict[int, str] = field(default_factory=dict)  # id(node) -> the expression that builds it
-    names: Namespace = field(default_factory=Namespace)  # the file's top level: its classes
+class _Made:
+    """A module node as its parent writes it: a constructor call, and the values of its class's parameters."""
 
-    def class_name(self, base: str) -> str:
-        return self.names.create(base, "Net")
+    call: str | None  # the class (`Bottleneck`), or None when `text` is the whole expression (nn.Sequential)
+    params: list[str] = field(default_factory=list)
+    text: str = ""
 
 
-def _segment_children(node: ir.Node) -> list[ir.Node]:
-    """The children that add a path segment, found through anonymous containers."""
-    out: list[ir.Node] = []
-    for c in node.children:
-        out += _segment_children(c) if c.segment is None else [c]
-    return out
+class Generator:
+    def __init__(self, net: ir.Network, program, sha: str):
+        self.net, self.program, self.sha = net, program, sha
+        self.definitions = program.definitions if program is not None else {}
+        self.exposed = exposable(program) if program is not None else {}
+        self.names = Namespace()  # the file's top level
+        self.functions = dict(program.functions) if program is not None else {}
+        for name in self.functions:
+            self.names.take(name)
+        self.names.take("math")
+        self.classes: list[_Class] = []
+        self.by_text: dict[tuple[str, str], _Class] = {}
+        self.helpers: set[str] = set()
+        self.functions_used: set[str] = set()
+
+    # -- the file ------------------------------------------------------------------------------
+    def run(self) -> str:
+        with functions_of(self.program) if self.program is not None else _nothing():
+            root = self._root()
+        return self._render(root)
+
+    def _root(self) -> _Class:
+        net = self.net
+        exposed = self.exposed.get(net.name, set())
+        order = [p.name for p in self.definitions[net.name].params] if net.name in self.definitions else []
+        for attempt in (exposed, set()):
+            py = self._python_names([p for p in order if p in attempt])
+            scope = Scope({p: param(p, py[p]) for p in attempt}, locals={}, taken=set(py.values()))
+            body, base, tainted = self._body(net.graph, scope, root=True)
+            if not tainted:
+                break
+        params = [(py[p], _annotation(net.arguments[p]), py_value(net.arguments[p])) for p in order
+                  if p in scope.used]
+        baked = [p for p in order if p not in scope.used and p in net.arguments and p not in exposed]
+        doc = f"The `{net.name}` network of {file_name(net.file)}."
+        if baked:
+            doc += " Built for " + ", ".join(f"{p}={_short(net.arguments[p])}" for p in baked) + "."
+        cls = _Class(self.names.create(camel(net.name), "Net"), base, doc, params, body)
+        self.classes.append(cls)
+        return cls
+
+    def _render(self, root: _Class) -> str:
+        uses_torch = any("torch." in line for cls in self.classes for line in cls.body) or bool(self.helpers)
+        lines = _header(self.net, root.name, self.sha, uses_torch, "math" in self.functions_used)
+        for name in helpers.needed(self.helpers):
+            lines += ["", "", *helpers.source(name).split("\n")]
+        for name in sorted(self.functions_used - {"math"}):
+            lines += ["", "", *python_function(self.functions[name], name).split("\n")]
+        for cls in self.classes:
+            lines += ["", "", f"class {cls.name}({cls.base}):", f'    """{escape(cls.doc)}"""', ""]
+            if cls.params:
+                sig = signature(cls.params)
+                body = [sig if line == "def __init__(self) -> None:" else line for line in cls.body]
+            else:
+                body = cls.body
+            for entry in body:
+                for line in entry.split("\n"):
+                    lines += _wrap(f"    {line}") if line else [""]
+        return "\n".join(lines) + "\n"
+
+    # -- a body as a class -------------------------------------------------------------------------
+    def _body(self, g: ir.Graph, scope: Scope, root: bool = False) -> tuple[list[str], str, bool]:
+        """(the class body's lines, its base class, whether a value could not be written in the scope)."""
+        dims = self._dims(g, scope, _entry_dims(g, scope))
+        tainted = False
+        if _is_chain(g):
+            items, tainted = self._chain_items(g, scope, dims)
+            lines = ["def __init__(self) -> None:", "    super().__init__(",
+                     *[f"        {_indent(t, '        ')}," for t in items], "    )"]
+            return _with_locals(lines, scope, before=1), "nn.Sequential", tainted
+        init = ["def __init__(self) -> None:", "    super().__init__()"]
+        for n in g.nodes:
+            if not _has_module(n, g):
+                continue
+            text, t = self._item(n, g, scope, dims, inplace=False)
+            tainted |= t
+            if n.kind == "layer" and n.op == "param":
+                init.append("    " + (f"self.{n.segment} = {text}" if _plain(n.segment) else
+                                      f"self.register_parameter({py_string(n.segment)}, {text})"))
+            else:
+                init.append("    " + set_attribute("self", n.segment, _indent(text, "    ")))
+        fwd = _Forward(g, self, root)
+        lines = fwd.write()
+        return _with_locals(init, scope) + ["", fwd.signature(), *[f"    {line}" for line in lines]], "nn.Module", \
+            tainted
+
+    def _chain_items(self, g: ir.Graph, scope: Scope, dims: list) -> tuple[list[str], bool]:
+        items, tainted = [], False
+        for n in g.nodes[1:]:
+            text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g))
+            tainted |= t
+            items.append(text)
+        return items, tainted
+
+    def _item(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list, inplace: bool) -> tuple[str, bool]:
+        """A node's constructor, written in `scope` (the enclosing class's, or a chain's inlined one)."""
+        if n.kind == "layer":
+            layer = LAYERS[n.op]
+            self.helpers.update(layer.helpers)
+            return constructor(n, g, scope, dims[n.inputs[0]] if n.inputs else _literal_dims(()), inplace)
+        made = self._module(n, g, scope, dims)
+        return (made.text if made.call is None else _call(made.call, made.params)), False
+
+    def _module(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list) -> _Made:
+        """A block or named container: an nn.Sequential written in place, or a call of its (shared) class."""
+        entry = dims[n.inputs[0]]
+        inner = self._inner_scope(n, scope, entry)
+        if _is_chain(n.body):
+            items, _ = self._chain_items(n.body, inner, self._dims(n.body, inner, _entry_dims(n.body, inner)))
+            self.functions_used |= inner.functions
+            scope.used |= inner.used  # written in place: what it reads, its parent reads
+            return _Made(None, text=_sequential(items))
+        params = self._class_params(n)
+        first = n.body.nodes[n.body.inputs[0]].out_shape
+        for attempt in (params, None):  # None: every value built in, the class takes nothing
+            if attempt is None:
+                channels = literal(first[0] if first else 1)
+                cls_scope, py = Scope({IN: channels, "in_channels": channels}), {}
+            else:
+                py = self._python_names([IN, *attempt])
+                cls_scope = Scope({p: param(p, py[p]) for p in attempt}, locals={}, taken=set(py.values()))
+                cls_scope.names[IN] = param(IN, py[IN])
+                cls_scope.names.setdefault("in_channels", cls_scope.names[IN])  # the language's name for it
+            body, base, tainted = self._body(n.body, cls_scope)
+            if not tainted:
+                break
+        self.functions_used |= cls_scope.functions
+        used = [p for p in [IN, *params] if p in cls_scope.used]
+        cls = self._share(n, body, base, used, py)
+        values = []
+        for p in used:
+            v = self._argument(n, p, scope, entry)
+            if v is not None:
+                values.append(f"{py[p]}={v}")
+        return _Made(cls.name, values)
+
+    def _python_names(self, params: list[str]) -> dict[str, str]:
+        """Python names for a class's parameters: the spec's, unless Python or the file has them."""
+        ns = Namespace(self.names)
+        ns.take("self")
+        ns.take("x")
+        return {p: ns.create("in_channels" if p == IN else p, "value") for p in params}
+
+    def _class_params(self, n: ir.GNode) -> list[str]:
+        if n.kind != "block":
+            return []
+        d = self.definitions.get(n.op)
+        exposed = self.exposed.get(n.op, set())
+        return [p.name for p in d.params if p.name in exposed] if d is not None else []
+
+    def _inner_scope(self, n: ir.GNode, scope: Scope, entry: tuple[Sym, Sym]) -> Scope:
+        """The names a module's body reads, in its parent's terms (a chain is written in place). A named
+        container is part of its block: it reads the block's names."""
+        names: dict[str, Sym] = {**(scope.names if n.kind == "group" else {}), IN: entry[0], "in_channels": entry[0]}
+        if n.kind == "block" and n.source is not None:
+            exprs, env = n.source
+            for p, value in n.args.items():
+                names[p] = render(exprs[p], env, scope) if p in exprs else literal(value)
+        inner = Scope(names)
+        inner.functions = scope.functions
+        if n.kind == "group":
+            inner.locals, inner.taken = scope.locals, scope.taken  # its lets are the block's
+        return inner
+
+    def _argument(self, n: ir.GNode, p: str, scope: Scope, entry: tuple[Sym, Sym]) -> str | None:
+        """The value a call site passes for a class parameter; None where the class's default holds."""
+        if p == IN:
+            return scope.write(entry[0])
+        exprs, env = n.source or ({}, {})
+        default = _default_literal(self.definitions.get(n.op), p)
+        if p in exprs:
+            s = render(exprs[p], env, scope)
+            if s.symbolic or s.tainted or s.text != default:
+                return scope.write(s)
+            return None
+        value = py_value(n.args[p])
+        return None if default == value else value
+
+    def _share(self, n: ir.GNode, body: list[str], base: str, params: list[str], py: dict[str, str]) -> _Class:
+        name = camel(n.op if n.kind == "block" else n.label or n.op)
+        key = (name, "\n".join(body) + "|" + ",".join(params))
+        if key in self.by_text:
+            return self.by_text[key]
+        d = self.definitions.get(n.op) if n.kind == "block" else None
+        sig = []
+        for p in params:
+            if p == IN:
+                sig.append((py[p], "int", None))
+            else:
+                sig.append((py[p], _annotation(n.args[p]), _default_literal(d, p)))
+        sig = _required_first(sig)
+        cls = _Class(self.names.create(name, "Block"), base, self._doc(n, params), sig, body)
+        self.classes.append(cls)
+        self.by_text[key] = cls
+        return cls
+
+    def _doc(self, n: ir.GNode, params: list[str]) -> str:
+        if n.kind == "block":
+            d = self.definitions.get(n.op)
+            where = f" of {file_name(d.span.file)}:{d.span.line}" if d is not None else ""
+            x = n.body.nodes[0].out_shape
+            shapes = "" if params else f": {show_shape(['N', *x])} -> {show_shape(['N', *n.out_shape])}"
+            return f"The `{n.op}` block{where}{shapes}."
+        article = "an" if n.op == "add" else "a"
+        return f"`{n.label}`, {article} {n.op} of {file_name(self.net.file)}:{n.span.line}."
+
+    # -- channels, in the scope's terms -----------------------------------------------------------
+    def _dims(self, g: ir.Graph, scope: Scope, entry: dict[int, tuple[Sym, Sym]]) -> list:
+        """For each node: (its first dimension, its last), as Python in `scope` where the spec says so."""
+        out: list = []
+        for i, n in enumerate(g.nodes):
+            if n.kind == "input":
+                out.append(entry.get(i, _literal_dims(n.out_shape)))
+                continue
+            ins = [out[j] for j in n.inputs]
+            out.append(self._node_dims(n, g, ins, scope))
+        return out
+
+    def _node_dims(self, n: ir.GNode, g: ir.Graph, ins: list, scope: Scope) -> tuple[Sym, Sym]:
+        y = n.out_shape
+        lit = _literal_dims(y)
+        symbolic_in = any(s.symbolic or s.tainted for d in ins for s in d)
+        if n.kind == "combine":
+            if n.op == "concat" and n.args.get("dim", 0) in (0, -len(y)):
+                parts = [d[0] for d in ins]
+                if any(p.symbolic or p.tainted for p in parts):
+                    return (total(parts), lit[1])
+                return lit
+            same = [d for j, d in zip(n.inputs, ins) if g.nodes[j].out_shape == y and g.nodes[j].batched]
+            return same[0] if same else _taint(lit, symbolic_in)
+        if n.kind in ("block", "group"):
+            inner = self._inner_scope(n, scope, ins[0])
+            body_dims = self._dims(n.body, inner, {n.body.inputs[0]: ins[0]})
+            return body_dims[n.body.outputs[0][1]]
+        layer = LAYERS[n.op]
+        if not layer.sources:
+            return lit
+        exprs, env = n.source or ({}, {})
+
+        def arg(name: str) -> Sym:
+            return render(exprs[name], env, scope) if name in exprs else literal(n.args[name])
+        if n.op in ("conv2d", "conv_transpose2d"):
+            return (arg("out_channels"), lit[1])
+        if n.op == "linear":
+            out = arg("out_features")
+            return (out if len(y) == 1 else ins[0][0], out)
+        x = g.nodes[n.inputs[0]].out_shape
+        if layer.category in SAME_SHAPE or n.op == "identity":
+            return ins[0] if tuple(x) == tuple(y) else _taint(lit, symbolic_in)
+        if n.op in SAME_CHANNELS:
+            return (ins[0][0], lit[1])
+        if n.op == "flatten" and len(y) == 1 and (ins[0][0].symbolic or ins[0][0].tainted):
+            rest = 1
+            for d in x[1:]:
+                rest *= d
+            c = ins[0][0]
+            s = Sym(f"{c.text if c.prec >= 6 else '(' + c.text + ')'} * {rest}" if rest != 1 else c.text,
+                    c.symbolic, c.tainted, 6, c.reads)
+            return (s, s)
+        return _taint(lit, symbolic_in)
 
 
-def _is_chain(node: ir.Node) -> bool:
-    """A plain chain of unnamed children, through anonymous seqs only: an nn.Sequential."""
-    def chain(n: ir.Node) -> bool:
-        return all(c.segment is not None or (c.kind == "seq" and chain(c)) for c in n.children)
-    return node.kind in ("seq", "block") and chain(node) and \
-        all(c.label is None for c in _segment_children(node))
+class _Forward:
+    """Writes a forward pass over a body graph: one statement a line, a variable per live value.
+
+    A value goes into its input's variable when that input dies at it (`x = self.conv1(x)`);
+    otherwise into a new one, named after the node where the spec names it (`enc1`), else `out`
+    or `branch`. A sum whose first operand is a fresh tensor dying there is made in place
+    (`out += identity`), as is an activation reading one.
+    """
+
+    def __init__(self, g: ir.Graph, gen: Generator, root: bool) -> None:
+        self.g, self.gen, self.root = g, gen, root
+        self.names = Namespace(gen.names)
+        self.names.take("self")
+        self.var: dict[int, str] = {}
+        self.left = _uses(g)  # uses not yet written, per node
+        self.lines: list[str] = []
+        self.fresh: set[int] = set()  # nodes whose value is a new tensor nothing else holds
+
+    def signature(self) -> str:
+        args = ", ".join(f"{self.var[i]}: torch.Tensor" for i in self.g.inputs)
+        result = "dict[str, torch.Tensor]" if len(self.g.outputs) > 1 else "torch.Tensor"
+        return f"def forward(self, {args}) -> {result}:"
+
+    def write(self) -> list[str]:
+        g = self.g
+        for i in g.inputs:
+            base = "x" if (not self.root or len(g.inputs) == 1) else g.nodes[i].op
+            self.var[i] = self.names.create(base, "x")
+        for i, n in enumerate(g.nodes):
+            if n.kind != "input":
+                self._node(i, n)
+        if len(g.outputs) > 1:
+            items = ", ".join(f"{py_string(name)}: {self.var[i]}" for name, i in g.outputs)
+            self.lines.append(f"return {{{items}}}")
+        else:
+            self.lines.append(f"return {self.var[g.outputs[0][1]]}")
+        return self.lines
+
+    def _node(self, i: int, n: ir.GNode) -> None:
+        g = self.g
+        ins = [self.var[j] for j in n.inputs]
+        for j in n.inputs:
+            self.left[j] -= 1
+        last = [self.left[j] == 0 for j in n.inputs]
+        if n.kind == "layer" and n.op == "identity" and not _has_module(n, g):
+            self.var[i] = ins[0]  # no statement: the same tensor, whose uses are now its input's
+            self.left[n.inputs[0]] += self.left[i]
+            if n.inputs[0] in self.fresh:
+                self.fresh.add(i)
+            return
+        if n.kind == "layer" and n.op == "param":
+            self.var[i] = attribute("self", n.segment)
+            return
+        if n.kind == "combine":
+            self._combine(i, n, ins, last)
+            return
+        reads_fresh = n.inputs[0] in self.fresh and last[0]
+        uses = self.left[i]
+        if n.kind == "layer" and takes_tensors(n):
+            expr = functional(n, ins[0], extra=ins[1:])
+        elif n.kind == "layer" and not _has_module(n, g):
+            expr = functional(n, ins[0], inplace=reads_fresh and LAYERS[n.op].inplace is not None)
+        else:
+            expr = f"{attribute('self', n.segment)}({ins[0]})"
+        nxt = g.nodes[i + 1] if i + 1 < len(g.nodes) else None
+        if uses == 1 and nxt is not None and nxt.kind == "combine" and nxt.inputs and nxt.inputs[0] != i \
+                and i in nxt.inputs:
+            self.var[i] = expr  # an operand of the sum that follows: written inside it (`out += self.down(x)`)
+            return
+        reuse = last[0] and ins[0].isidentifier() and (n.label is None or uses <= 1)
+        target = ins[0] if reuse else self._new(n.label if uses > 1 else None)
+        if expr != target:
+            self.lines.append(f"{target} = {expr}")
+        self.var[i] = target
+        if n.kind == "layer" and LAYERS[n.op].fresh:
+            self.fresh.add(i)
+
+    def _new(self, label: str | None) -> str:
+        return self.names.create(label or ("out" if "out" not in self.names else "branch"), "value")
+
+    def _combine(self, i: int, n: ir.GNode, ins: list[str], last: list[bool]) -> None:
+        reusable = last[0] and ins[0].isidentifier() and ins[0] not in ins[1:]
+        if n.op == "add" and len(ins) > 1 and reusable and n.inputs[0] in self.fresh:
+            for other in ins[1:]:  # torchvision's `out += identity`
+                self.lines.append(f"{ins[0]} += {other}")
+            target = ins[0]
+        else:
+            if n.op == "concat":
+                expr = f"torch.cat([{', '.join(ins)}], dim={_torch_dim(n.args.get('dim', 0))})"
+            else:
+                expr = f" {'+' if n.op == 'add' else '*'} ".join(ins)
+            target = ins[0] if reusable else self._new(None)
+            self.lines.append(f"{target} = {expr}")
+        self.var[i] = target
+        if len(ins) > 1:
+            self.fresh.add(i)
 
 
-def _needs_class(node: ir.Node, is_root: bool = False) -> bool:
-    return node.kind != "layer" and (is_root or not _is_chain(node))
+def _with_locals(lines: list[str], scope: Scope, before: int = 2) -> list[str]:
+    """The class's `let`s as local variables of __init__, after super().__init__() (before it for a
+    Sequential, whose items read them)."""
+    if not scope.locals:
+        return lines
+    defs = [f"    {py} = {text}" for py, text in scope.locals.values()]
+    return lines[:before] + defs + lines[before:]
 
 
-def _attr(seg: str) -> str:
-    return attribute("self", seg)
+def _uses(g: ir.Graph) -> dict[int, int]:
+    left = {i: 0 for i in range(len(g.nodes))}
+    for n in g.nodes:
+        for j in n.inputs:
+            left[j] += 1
+    for _, j in g.outputs:
+        left[j] += 1
+    return left
 
 
-def _stateless_call(node: ir.Node) -> bool:
-    return node.kind == "layer" and node.label is None and node.op in CALLS
+def _uses_of(g: ir.Graph, i: int) -> int:
+    return sum(n.inputs.count(i) for n in g.nodes) + sum(1 for _, j in g.outputs if j == i)
+
+
+def _torch_dim(d: int) -> int:
+    return d + 1 if d >= 0 else d
+
+
+def _has_module(n: ir.GNode, g: ir.Graph) -> bool:
+    """Whether a node is a submodule (or parameter) of its class: what has state, or is named, or is a module."""
+    if n.kind in ("block", "group"):
+        return True
+    if n.kind != "layer":
+        return False
+    if n.op == "param":
+        return True
+    if takes_tensors(n):
+        return False
+    return n.label is not None or not stateless(n, g)
+
+
+def _is_chain(g: ir.Graph) -> bool:
+    """A plain chain of unnamed modules, each reading the one before: an nn.Sequential."""
+    if len(g.inputs) != 1 or len(g.outputs) != 1 or len(g.nodes) < 2:
+        return False
+    for i, n in enumerate(g.nodes[1:], start=1):
+        if n.kind not in ("layer", "block", "group") or n.label is not None or n.inputs != (i - 1,):
+            return False
+        if n.kind == "layer" and (n.op == "param" or takes_tensors(n)):
+            return False
+    return g.outputs[0][1] == len(g.nodes) - 1
+
+
+def _in_place(n: ir.GNode, g: ir.Graph) -> bool:
+    """In a chain: an in-place activation right after a layer whose output is fresh (nothing else reads it)."""
+    if n.kind != "layer" or LAYERS[n.op].inplace is None:
+        return False
+    before = g.nodes[n.inputs[0]]
+    return (before.kind == "layer" and LAYERS[before.op].fresh) or (before.kind == "combine" and len(before.inputs) > 1)
+
+
+def _entry_dims(g: ir.Graph, scope: Scope) -> dict[int, tuple[Sym, Sym]]:
+    if not g.inputs:
+        return {}
+    first = g.nodes[g.inputs[0]]
+    c = scope.names.get(IN)
+    if c is None:
+        return {}
+    return {g.inputs[0]: (c, literal(first.out_shape[-1]) if first.out_shape else literal(1))}
+
+
+def _literal_dims(shape: tuple) -> tuple[Sym, Sym]:
+    if not shape:
+        return (literal(1), literal(1))
+    return (literal(shape[0]), literal(shape[-1]))
+
+
+def _taint(dims: tuple[Sym, Sym], tainted: bool) -> tuple[Sym, Sym]:
+    if not tainted:
+        return dims
+    return tuple(Sym(d.text, False, True, d.prec, d.reads) for d in dims)  # type: ignore[return-value]
+
+
+def _plain(name: str | None) -> bool:
+    from ..names import plain_attribute
+
+    return name is not None and plain_attribute(name)
+
+
+def _annotation(v) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", tuple: "tuple"}.get(type(v), "object")
+
+
+def _default_literal(d, p: str) -> str | None:
+    """A parameter's default as a literal, when the spec gives it as one (it reads no other parameter)."""
+    if d is None:
+        return None
+    for q in d.params:
+        if q.name == p and q.default is not None:
+            from ..evaluate import names_in
+
+            if names_in(q.default):
+                return None
+            from .symbolic import _value
+
+            return _value(q.default, {}).text
+    return None
+
+
+def _required_first(sig: list) -> list:
+    """Python wants parameters without defaults before those with."""
+    return [s for s in sig if s[2] is None] + [s for s in sig if s[2] is not None]
+
+
+def _short(v) -> str:
+    from ..values import show
+
+    return show(v, limit=60)
+
+
+def signature(params: list[tuple[str, str, str | None]]) -> str:
+    parts = [f"{n}: {t}" + (f" = {d}" if d is not None else "") for n, t, d in params]
+    one = "def __init__(self, " + ", ".join(parts) + ") -> None:"
+    if len(one) <= 100:
+        return one
+    return "def __init__(\n    self,\n" + "".join(f"    {p},\n" for p in parts) + ") -> None:"
 
 
 def _indent(text: str, by: str) -> str:
@@ -93,115 +562,12 @@ def _call(name: str, args: list[str]) -> str:
     return f"{name}(\n" + "".join(f"    {a},\n" for a in args) + ")"
 
 
-def _last_layer(node: ir.Node) -> ir.Node | None:
-    """The layer whose output a branch ends with, through anonymous seqs; None if it ends otherwise."""
-    if node.kind == "layer":
-        return node
-    if node.kind == "seq" and node.segment is None and node.children:
-        return _last_layer(node.children[-1])
-    return None
+class _nothing:
+    def __enter__(self):
+        return self
 
-
-def _height(node: ir.Node) -> int:
-    return 1 + max((_height(c) for c in node.children), default=0)
-
-
-class Generator:
-    def __init__(self, net: ir.Network, definitions: dict[str, ir.Definition], sha: str):
-        self.net = net
-        self.sha = sha
-        self.cg = _Codegen(net.file, definitions)
-
-    def constructor(self, node: ir.Node) -> str:
-        if node.kind == "layer":
-            return MODULES[node.op](node)
-        if id(node) in self.cg.calls:
-            return self.cg.calls[id(node)]
-        return _sequential(self.chain_items(node))
-
-    def chain_items(self, node: ir.Node) -> list[str]:
-        """The constructors of a chain's modules, in order; a ReLU after a conv or a norm works in place."""
-        kids = _segment_children(node)
-        return [IN_PLACE_MODULES[c.op](c) if reads_fresh(c, kids[i - 1] if i else None) else self.constructor(c)
-                for i, c in enumerate(kids)]
-
-    def run(self) -> str:
-        """Classes bottom-up: a class's body needs its children's constructor calls."""
-        levels: dict[int, list[ir.Node]] = {}
-        self._collect(self.net.root, levels, is_root=True)
-        for height in sorted(levels):
-            groups: dict[str, list[ir.Node]] = {}
-            for node in levels[height]:
-                groups.setdefault(self._base_name(node), []).append(node)
-            for base, nodes in groups.items():
-                self._define(base, nodes)
-        return self._render()
-
-    def _collect(self, node: ir.Node, levels: dict[int, list[ir.Node]], is_root: bool = False) -> None:
-        for c in node.children:
-            self._collect(c, levels)
-        if _needs_class(node, is_root) and (is_root or node.segment is not None):
-            levels.setdefault(_height(node), []).append(node)
-
-    def _base_name(self, node: ir.Node) -> str:
-        if node is self.net.root:
-            return camel(self.net.name)
-        return camel(node.op if node.kind == "block" else node.label or node.kind)
-
-    def _define(self, base: str, nodes: list[ir.Node]) -> None:
-        variants = [Variant(node, self._body(node), self._block_args(node)) for node in nodes]
-        for shared in parametrize(variants, self.cg.names):
-            name = self.cg.class_name(base)
-            first = shared.variants[0].node
-            kind = "nn.Sequential" if _is_chain(first) else "nn.Module"
-            self.cg.classes.append(_Class(name, kind, self._doc(first, shared.params), shared.params, shared.body))
-            for v, call_args in zip(shared.variants, shared.call_args):
-                self.cg.calls[id(v.node)] = _call(name, call_args)
-
-    def _block_args(self, node: ir.Node) -> dict:
-        args = dict(node.args) if node.kind == "block" else {}
-        if node.in_shape:
-            args.setdefault("in_channels", node.in_shape[0])
-        return args
-
-    def _doc(self, node: ir.Node, params) -> str:
-        if node is self.net.root:
-            return f"The `{self.net.name}` network of {file_name(self.net.file)}."
-        if node.kind == "block":
-            d = self.cg.definitions.get(node.op)
-            where = f" of {file_name(d.span.file)}:{d.span.line}" if d is not None else ""
-            shapes = "" if params else f": {show_shape(['N', *node.in_shape])} -> {show_shape(['N', *node.out_shape])}"
-            return f"The `{node.op}` block{where}{shapes}."
-        article = "an" if node.kind == "add" else "a"
-        return f"`{node.label}`, {article} {node.kind} of {file_name(self.net.file)}:{node.span.line}."
-
-    def _body(self, node: ir.Node) -> list[str]:
-        if _is_chain(node):
-            items = self.chain_items(node)
-            return ["def __init__(self) -> None:", "    super().__init__(",
-                    *[f"        {_indent(i, '        ')}," for i in items], "    )"]
-        init = ["def __init__(self) -> None:", "    super().__init__()"]
-        for c in _segment_children(node):
-            if _stateless_call(c):
-                continue
-            make = _indent(self.constructor(c), "    ")
-            init.append("    " + set_attribute("self", c.segment, make))
-        fwd = _Forward()
-        # A named add or concat is a module of its own: its forward sums or joins its branches.
-        out = fwd.combine(node, "x") if node.kind in ("add", "concat") else fwd.chain(node.children, "x")
-        return init + ["", "def forward(self, x: torch.Tensor) -> torch.Tensor:",
-                       *[f"    {line}" for line in fwd.lines], f"    return {out}"]
-
-    def _render(self) -> str:
-        root = self.cg.classes[-1].name
-        uses_torch = any("torch." in line for cls in self.cg.classes for line in cls.body)
-        lines = _header(self.net, root, self.sha, uses_torch)
-        for cls in self.cg.classes:
-            lines += ["", "", f"class {cls.name}({cls.base}):", f'    """{escape(cls.doc)}"""', ""]
-            for entry in cls.body:
-                for line in entry.split("\n"):
-                    lines += _wrap(f"    {line}") if line else [""]
-        return "\n".join(lines) + "\n"
+    def __exit__(self, *exc):
+        return False
 
 
 def _wrap(line: str, limit: int = LINE_LENGTH) -> list[str]:
@@ -211,7 +577,12 @@ def _wrap(line: str, limit: int = LINE_LENGTH) -> list[str]:
     suffix = "," if line.endswith("),") else ""
     body = line[: len(line) - len(suffix)]
     depth, start, cuts = 0, -1, []
+    quoted = False
     for i, ch in enumerate(body):
+        if ch == '"' and (i == 0 or body[i - 1] != "\\"):
+            quoted = not quoted
+        if quoted:
+            continue
         if ch in "([{":
             depth += 1
             if depth == 1 and start < 0:
@@ -228,74 +599,16 @@ def _wrap(line: str, limit: int = LINE_LENGTH) -> list[str]:
     args = [body[a + 1: b].strip() for a, b in itertools.pairwise(bounds)]
     indent = " " * (len(line) - len(line.lstrip()))
     one = f"{indent}    {', '.join(args)}"
-    inner = [one] if len(one) <= limit else [f"{indent}    {a}," for a in args]
+    if len(one) <= limit:
+        inner = [one]
+    else:  # an argument still too long is a call itself, most likely: wrapped the same way
+        inner = [wrapped for a in args for wrapped in _wrap(f"{indent}    {a},", limit)]
     return [body[: start + 1], *inner, f"{indent}){suffix}"]
 
 
-class _Forward:
-    """Writes a forward pass: one statement a line, a variable per live branch."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.used = {"x"}
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 2
-        while name in self.used:
-            name, i = f"{base}{i}", i + 1
-        self.used.add(name)
-        return name
-
-    def expr(self, node: ir.Node, x: str, before: ir.Node | None = None) -> str | None:
-        """A node as one expression of `x`, when it is one call (or nothing); `before` made `x`."""
-        if node.segment is not None:
-            if not _stateless_call(node):
-                return f"{_attr(node.segment)}({x})"
-            return (IN_PLACE_CALLS if reads_fresh(node, before) else CALLS)[node.op](node, x)
-        if node.kind == "seq" and len(node.children) <= 1:
-            return self.expr(node.children[0], x) if node.children else x
-        return None
-
-    def chain(self, children: tuple[ir.Node, ...], x: str, into: str | None = None) -> str:
-        """Run children one after the other from `x`; returns the variable that holds the result
-        (`into`, default `x`, unless a sum made in place in a branch's variable carries on in it)."""
-        var = into or x
-        before = None  # the node that made `x`, when known
-        for c in children:
-            e = self.expr(c, x, before)
-            if e is None:
-                e = self.combine(c, x) if c.kind in ("add", "concat") else self.chain(c.children, x, var)
-            if e != var:
-                if c.kind == "add" and e.isidentifier() and e != x:
-                    var = e  # `out += identity` left the sum in `out`: go on in it, as torchvision does
-                else:
-                    self.lines.append(f"{var} = {e}")
-            x, before = var, c
-        return x
-
-    def combine(self, node: ir.Node, x: str) -> str:
-        """An add or concat: each branch from `x`, then their sum or concatenation."""
-        parts = []
-        in_place = False
-        for i, b in enumerate(node.children):
-            e = self.expr(b, x)
-            if e is None:
-                base = "out" if node.kind == "add" and i == 0 else "branch"
-                e = self.chain((b,) if b.kind in ("add", "concat") else b.children, x, self.fresh(base))
-                # The first branch ends in a fresh tensor nothing else reads (a conv's or a norm's
-                # output, into a variable of its own): sum into it, as torchvision's `out += identity`.
-                if i == 0:
-                    in_place = is_fresh(_last_layer(b))
-            parts.append(e)
-        if node.kind == "add" and in_place and len(parts) > 1:
-            self.lines += [f"{parts[0]} += {p}" for p in parts[1:]]
-            return parts[0]
-        return " + ".join(parts) if node.kind == "add" else f"torch.cat([{', '.join(parts)}], dim=1)"
-
-
-def generate(net: ir.Network, sources: dict[str, str], definitions: dict[str, ir.Definition] | None = None) -> str:
+def generate(net: ir.Network, sources: dict[str, str], program=None) -> str:
     """The Python source of the network's nn.Module, deterministic for a spec and its overrides."""
-    return Generator(net, definitions or {}, spec_hash(sources)).run()
+    return Generator(net, program, spec_hash(sources)).run()
 
 
 def file_name(path: str) -> str:
@@ -321,15 +634,17 @@ def spec_hash(sources: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool) -> list[str]:
+def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool, uses_math: bool) -> list[str]:
     overrides = ", ".join(f"{k}={v}" for k, v in net.overrides.items()) or "none"
+    outputs = ", ".join(f"{name} {show_shape(['N', *net.graph.nodes[i].out_shape])}" for name, i in net.graph.outputs) \
+        if len(net.graph.outputs) > 1 else show_shape(["N", *net.out_shape])
     doc = [
         f"The `{net.name}` network, generated by archspec {__version__} from {file_name(net.file)}.",
         "",
         f"spec sha256: {sha}",
         f"overrides: {overrides}",
-        f"input: {show_shape(['N', *net.input_shape])} -> output: {show_shape(['N', *net.root.out_shape])}",
-        f"parameters: {net.root.params:,}",
+        f"input: {show_shape(['N', *net.input_shape])} -> output: {outputs}",
+        f"parameters: {net.params:,}",
         "",
         "Edit the spec, not this file: `archspec compile` writes it again.",
     ]
@@ -339,6 +654,7 @@ def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool) -> lis
         *lines[1:],
         '"""',
         "",
+        *(["import math", ""] if uses_math else []),
         *(["import torch"] if uses_torch else []),
         "from torch import nn",
         "",

@@ -34,8 +34,8 @@ def export_onnx(program, path: str, net: ir.Network, opset: int, metadata: dict[
     check_opset(opset)
     with _quiet_exporter():
         try:
-            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=[INPUT],
-                                             output_names=[OUTPUT], optimize=False, verbose=False,
+            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, input_names=input_names(net),
+                                             output_names=output_names(net), optimize=False, verbose=False,
                                              custom_translation_table=translations())
         except Exception as exc:  # the exporter's own errors: an op without a rule in this opset
             raise io_error("E606", f"the ONNX exporter failed at opset {opset}: {foreign_text(exc)}") from None
@@ -159,7 +159,7 @@ def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> 
         "archspec.network": net.name,
         "archspec.spec": os.path.basename(net.file),  # a name, not a path: no home folders, same bytes anywhere
         "archspec.input": json.dumps(list(net.input_shape)),
-        "archspec.output": json.dumps(list(net.root.out_shape)),
+        "archspec.output": json.dumps(list(net.out_shape)),
         "archspec.overrides": json.dumps(net.overrides, sort_keys=True),
     }
     for k in sorted(info):
@@ -196,7 +196,7 @@ def check_onnx(path: str, net: ir.Network) -> None:
     model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
     shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
               for v in list(model.graph.value_info) + list(model.graph.output)}
-    expected = {n.path: n.out_shape for n in _layers(net.root)}
+    expected = {n.path: n.out_shape for n in ir.layers(net.graph) if n.batched}
     last: dict[str, str] = {}
     for node in model.graph.node:
         path = next((p.value for p in node.metadata_props if p.key == "archspec.path"), "")
@@ -207,14 +207,18 @@ def check_onnx(path: str, net: ir.Network) -> None:
         if got is not None and [d for d in got[1:]] != list(expected[path]):
             raise error("E608", f"ONNX shape inference gives {got} at `{path}`, archspec infers "
                                 f"{['batch', *expected[path]]}")
-    final = shapes.get(OUTPUT)
-    if final is None or list(final[1:]) != list(net.root.out_shape):
-        raise error("E608", f"ONNX shape inference gives output {final}, archspec infers "
-                            f"{['batch', *net.root.out_shape]}")
+    for onnx_name, (_, i) in zip(output_names(net), net.graph.outputs):
+        final = shapes.get(onnx_name)
+        want = net.graph.nodes[i].out_shape
+        if final is None or list(final[1:]) != list(want):
+            raise error("E608", f"ONNX shape inference gives output {final}, archspec infers {['batch', *want]}")
 
 
-def _layers(node: ir.Node):
-    for c in node.children:
-        if c.kind == "layer":
-            yield c
-        yield from _layers(c)
+def output_names(net: ir.Network) -> list[str]:
+    """The ONNX graph's outputs: `logits` for one unnamed output, else the spec's names."""
+    names = [name for name, _ in net.graph.outputs]
+    return [OUTPUT] if names == [""] else names
+
+
+def input_names(net: ir.Network) -> list[str]:
+    return [INPUT] if len(net.graph.inputs) == 1 else [net.graph.nodes[i].op for i in net.graph.inputs]

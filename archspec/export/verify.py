@@ -7,6 +7,7 @@ comparing intermediate outputs (module hooks against extra ONNX graph outputs).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -65,71 +66,108 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
 
 
 def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> None:
-    """Check the module against a second reading of the spec: an interpreter that walks the IR,
-    runs each layer with the module's own submodule at that path (its weights) or, for layers the
-    module computes inline, one built from the same per-layer table, sums `add` branches and joins
-    `concat` ones. Every node's output shape must be the one archspec inferred, and the module's
-    output must equal the interpreter's: so the generated forward wires the spec's branches as
-    written. Raises E607 at the first difference, in execution order."""
-    from ..codegen.layers import MODULES
-
+    """Check the module against a second reading of the spec: an interpreter that walks the dataflow
+    graph, runs each layer with the module's own submodule at that path (its weights) or, for layers
+    the module computes inline, one built from the same registry, and combines branches as the graph
+    says. Every node's output shape must be the one archspec inferred, and the module's outputs must
+    equal the interpreter's: so the generated forward wires the spec as written. Raises E607 at the
+    first difference, in execution order."""
     subs = dict(module.named_modules())
-
-    def where(n: ir.Node) -> str:
-        return f"`{n.path or n.op}` ({n.op} at {n.span.file}:{n.span.line})"
-
-    def run(n: ir.Node, x: torch.Tensor) -> torch.Tensor:
-        if n.kind == "layer":
-            layer = subs.get(n.path) if n.segment is not None else None
-            if layer is None:
-                layer = eval(MODULES[n.op](n), {"nn": torch.nn, "torch": torch})  # noqa: S307 (our own table)
-                layer.eval()
-            y = layer(x.clone())  # a copy: an in-place layer must not change a tensor a sibling branch reads
-        elif n.kind == "add":
-            parts = [run(c, x) for c in n.children]
-            y = parts[0]
-            for p in parts[1:]:
-                y = y + p
-        elif n.kind == "concat":
-            y = torch.cat([run(c, x) for c in n.children], dim=1)
-        else:  # seq, block: one after the other
-            y = x
-            for c in n.children:
-                y = run(c, y)
-        if tuple(y.shape) != (batch, *n.out_shape):
-            raise error("E607", f"the spec's {where(n)} gives shape {list(y.shape)} when run, but archspec "
-                                f"inferred {[batch, *n.out_shape]}", n.span)
-        return y
-
+    params = dict(module.named_parameters())
     was_training = module.training
     module.eval()
     try:
-        x = example_input(net.input_shape, batch)
+        xs = [example_input(net.graph.nodes[i].out_shape, batch, seed=k) for k, i in enumerate(net.graph.inputs)]
         with torch.no_grad():
             try:
-                want = run(net.root, x)
+                want = _run_graph(net.graph, [x.clone() for x in xs], subs, params, batch)
             except RuntimeError as exc:  # torch refused a layer the spec describes: a bug in a shape rule
                 raise error("E607", f"running the spec layer by layer fails: {foreign_text(exc)}",
                             Span(net.file)) from None
             try:
-                got = module(x.clone())
+                got = module(*[x.clone() for x in xs])
             except RuntimeError as exc:
                 raise error("E607", f"the torch module fails on an input of the spec's shape: "
                                     f"{foreign_text(exc)}", Span(net.file)) from None
     finally:
         module.train(was_training)
-    if tuple(got.shape) != tuple(want.shape) or not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
-        diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
-        raise error("E607", f"the torch module's output differs from the spec's, run layer by layer: max abs "
-                            f"difference {diff:.3g} (shapes {list(got.shape)} and {list(want.shape)})",
-                    Span(net.file))
+    names = [name for name, _ in net.graph.outputs]
+    if len(names) > 1:
+        pairs = [(name, got[name], w) for name, w in zip(names, want)]
+    else:
+        pairs = [("", got, want[0])]
+    for name, g, w in pairs:
+        if tuple(g.shape) != tuple(w.shape) or not torch.allclose(g, w, rtol=RTOL, atol=ATOL):
+            diff = float((g - w).abs().max()) if g.shape == w.shape else float("inf")
+            which = f"output `{name}`" if name else "output"
+            raise error("E607", f"the torch module's {which} differs from the spec's, run layer by layer: max abs "
+                                f"difference {diff:.3g} (shapes {list(g.shape)} and {list(w.shape)})", Span(net.file))
 
 
-def _layers(node: ir.Node):
-    for c in node.children:
-        if c.kind == "layer":
-            yield c
-        yield from _layers(c)
+def _where(n: ir.GNode) -> str:
+    return f"`{n.path or n.op}` ({n.op} at {n.span.file}:{n.span.line})"
+
+
+def _run_graph(g: ir.Graph, xs: list, subs: dict, params: dict, batch: int) -> list:
+    """The graph's outputs for its inputs `xs`: each node computed from its inputs' values."""
+    values: list = [None] * len(g.nodes)
+    for i, x in zip(g.inputs, xs):
+        values[i] = x
+    for i, n in enumerate(g.nodes):
+        if n.kind == "input":
+            continue
+        ins = [values[j] for j in n.inputs]
+        if n.kind == "combine":
+            if n.op == "concat":
+                d = n.args.get("dim", 0)
+                y = torch.cat(ins, dim=d + 1 if d >= 0 else d)
+            else:
+                y = ins[0]
+                for other in ins[1:]:
+                    y = y + other if n.op == "add" else y * other
+        elif n.kind in ("block", "group"):
+            (y,) = _run_graph(n.body, [ins[0]], subs, params, batch)
+        elif n.op == "param":
+            y = params[n.path]
+        else:
+            y = _run_layer(n, g, ins, subs)
+        want = (batch, *n.out_shape) if n.batched else tuple(n.out_shape)
+        if tuple(y.shape) != want:
+            raise error("E607", f"the spec's {_where(n)} gives shape {list(y.shape)} when run, but archspec "
+                                f"inferred {list(want)}", n.span)
+        values[i] = y
+    return [values[i] for _, i in g.outputs]
+
+
+@functools.lru_cache(maxsize=1)
+def _helpers() -> dict:
+    import math
+
+    from ..codegen import helpers
+
+    namespace = {"nn": torch.nn, "torch": torch, "math": math}
+    for name in helpers.needed(set(helpers.HELPERS)):
+        exec(helpers.source(name), namespace)  # noqa: S102 (our own definitions)
+    return namespace
+
+
+def _run_layer(n: ir.GNode, g: ir.Graph, ins: list, subs: dict) -> torch.Tensor:
+    """A layer run with the module's own submodule at its path, or one the registry writes for it."""
+    from ..codegen import emit
+    from ..codegen.symbolic import Scope, literal
+
+    namespace = dict(_helpers())
+    if emit.takes_tensors(n):
+        names = [f"v{k}" for k in range(len(ins))]
+        namespace.update(dict(zip(names, ins)))
+        return eval(emit.functional(n, names[0], extra=names[1:]), namespace)  # noqa: S307 (our own table)
+    layer = subs.get(n.path)
+    if layer is None:
+        x = g.nodes[n.inputs[0]].out_shape
+        dims = (literal(x[0]), literal(x[-1])) if x else (literal(1), literal(1))
+        text, _ = emit.constructor(n, g, Scope({}), dims)
+        layer = eval(text, namespace).eval()  # noqa: S307 (our own table)
+    return layer(ins[0].clone())  # a copy: an in-place layer must not change a tensor another branch reads
 
 
 def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x: np.ndarray,
@@ -160,7 +198,7 @@ def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x
         path = next((p.value for p in node.metadata_props if p.key == "archspec.path"), "")
         if path and node.output:
             last[path] = node.output[0]
-    layers = [n for n in _layers(net.root) if n.path in last and n.path in captured]
+    layers = [n for n in ir.layers(net.graph) if n.path in last and n.path in captured]
     existing = {o.name for o in model.graph.output}
     for n in layers:
         if last[n.path] not in existing:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from fractions import Fraction
 from math import prod
 
-from . import RF, Arg, Layer, Shape, ShapeProblem, check_dim, image, need_rank, register, rf_features, rf_window, spatial
+from . import (
+    RF,
+    Arg,
+    Layer,
+    Shape,
+    ShapeProblem,
+    check_dim,
+    image,
+    need_rank,
+    register,
+    rf_features,
+    rf_window,
+    spatial,
+)
 
 
 def _conv_channels(layer: str, cin: int, cout: int, g: int) -> None:

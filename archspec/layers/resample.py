@@ -107,8 +107,8 @@ register(
           interpolate_shape, "nn.Upsample", rf=interpolate_rf, functional=_interpolate_call, category="resampling"),
     Layer("pad", "pad a (C, H, W) input: one size for all sides, or (left, right, top, bottom); modes constant, "
           "reflect, replicate, circular",
-          (Arg("padding", "pads", to_torch=lambda p: p[0] if len(p) == 1 else p), Arg("mode", "str", "constant", torch=None,
-                                       choices=("constant", "reflect", "replicate", "circular")),
+          (Arg("padding", "pads", to_torch=lambda p: p[0] if len(p) == 1 else p),
+           Arg("mode", "str", "constant", torch=None, choices=("constant", "reflect", "replicate", "circular")),
            Arg("value", "number", 0.0)),
           pad_shape, _pad_class, category="resampling"),
     Layer("pixel_shuffle", "(C*r*r, H, W) -> (C, H*r, W*r)", (Arg("upscale_factor", "count"),), shuffle_shape,

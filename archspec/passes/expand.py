@@ -36,6 +36,7 @@ MAX_CALL_DEPTH = 64
 MAX_ERRORS = 1_000  # diagnostics collected from one network before expansion stops
 BYTES = 4  # fp32
 FAILED = -1  # the id of a value that could not be made
+LETS = "#lets"  # env key: let name -> (its expression, the env it read), copied on write
 
 
 @dataclass
@@ -298,6 +299,7 @@ class _Walker:
             return self._walk(s.body if evaluate(s.test, env) else s.orelse, env, cur, out)
         if isinstance(s, ir.Let):
             env[s.name] = evaluate(s.value, env)
+            env[LETS] = {**env.get(LETS, {}), s.name: (s.value, dict(env))}  # where it came from, for codegen
             return cur
         if isinstance(s, ir.Assert):
             self.run.asserts.append((s, dict(env)))  # checked after shape inference, when results are known
@@ -448,13 +450,14 @@ class _Walker:
             span=c.span, kind="layer", op=c.name, args=args, written=written, positional=_positional(c),
             inputs=inputs, label=label, label_span=lspan, path=path, segment=seg, out_shape=tuple(y),
             batched=bool(layer.sources), params=params, macs=macs,
-            activation_bytes=0 if c.name == "identity" else BYTES * prod(y))
+            activation_bytes=0 if c.name == "identity" else BYTES * prod(y), source=self._source)
         return self._name(label, self.b.add(node))
 
     def _arguments(self, c: ir.Call, layer, env: dict) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Span]]:
         """A layer's arguments, each checked and normalised by its kind; every bad one is reported."""
         sig = layer.args
         given, spans = _given(c, [a.name for a in sig], env, self.run)
+        self._source = _source(c, [a.name for a in sig], env)
         args: dict[str, Any] = {}
         bad: list[Diagnostic] = []
         for a in sig:
@@ -506,9 +509,10 @@ class _Walker:
         if y == FAILED or len(self.run.problems) > before:
             raise _Failed
         args = {p.name: local[p.name] for p in d.params}
-        return self._name(label, self._module(inner, y, kind="block", op=c.name, span=c.span, label=label,
-                                              lspan=lspan, seg=seg, path=path, cur=cur, args=args,
-                                              written=tuple(given), positional=_positional(c)))
+        i = self._module(inner, y, kind="block", op=c.name, span=c.span, label=label, lspan=lspan, seg=seg,
+                         path=path, cur=cur, args=args, written=tuple(given), positional=_positional(c))
+        self.b.nodes[i] = self.b.nodes[i].model_copy(update={"source": _source(c, [p.name for p in d.params], env)})
+        return self._name(label, i)
 
 
 def _container_dim(c: ir.Container, env: dict) -> int:
@@ -550,6 +554,17 @@ def _given(c: ir.Call, names: list[str], env: dict, run: _Run) -> tuple[dict[str
     return values, spans
 
 
+def _source(c: ir.Call, names: list[str], env: dict) -> tuple[dict[str, ir.Expr], dict]:
+    """A call's argument expressions by parameter name, and the env they were evaluated in."""
+    positional = iter(names)
+    exprs = {}
+    for a in c.args or ():
+        key = a.name if a.name is not None else next(positional, None)
+        if key is not None:
+            exprs[key] = a.value
+    return exprs, dict(env)  # a snapshot: loops rebind names in place
+
+
 def _choices(a) -> tuple[str, ...]:
     return (f"{a.name} is one of {', '.join(map(show, a.choices))}",) if a.choices else ()
 
@@ -565,6 +580,8 @@ def _targets(t: ir.Target) -> list[str]:
 def _assign(t: ir.Target, v: Any, env: dict) -> None:
     if isinstance(t, ir.NameTarget):
         env[t.id] = v
+        if t.id in env.get(LETS, {}):  # a loop variable now: no `let` gives its value any more
+            env[LETS] = {k: x for k, x in env[LETS].items() if k != t.id}
         return
     if not isinstance(v, (list, tuple)) or len(v) != len(t.items):
         want = len(t.items)

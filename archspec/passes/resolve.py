@@ -6,6 +6,7 @@ did-you-mean), argument counts, duplicate arguments, misplaced `input`, and recu
 
 from __future__ import annotations
 
+import keyword
 from typing import Iterator
 
 from .. import ir
@@ -13,6 +14,7 @@ from ..errors import ArchError, Diagnostic, Span, did_you_mean, io_error
 from ..evaluate import BUILTINS
 from ..layers import LAYERS, REQUIRED
 from ..loader import Program
+from ..names import RESERVED
 
 TYPES = ("int", "float", "bool", "str", "list", "tuple")
 RESULT_NAMES = ("params", "macs", "output", "activation_bytes", "input")
@@ -35,8 +37,26 @@ def resolve(program: Program) -> Program:
     return program
 
 
+LITERALS = ("true", "false", "none")  # words the language reads as values, wherever a name could stand
+
+
+def _literal_names(d) -> list[Diagnostic]:
+    """Parameters, lets and loop targets named like a literal: the name could never be read."""
+    named = [(p.name, p.span) for p in d.params]
+    body = d.body if isinstance(d, ir.Definition) else ()
+    for s, _ in _statements(body, True):
+        if isinstance(s, ir.Let):
+            named.append((s.name, s.span))
+        elif isinstance(s, ir.For):
+            named += [(n, s.target.span) for n in _target_names(s.target)]
+    if isinstance(d, ir.FuncDef):
+        named += [(let.name, let.span) for let in d.lets]
+    return [Diagnostic("E218", f"`{n}` cannot be a name: the language reads it as a value", span)
+            for n, span in named if n in LITERALS]
+
+
 def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = _literal_names(d)
     seen: set[str] = set()
     for p in d.params:
         if p.name in seen:
@@ -142,15 +162,19 @@ def _check_statement(s: ir.IR, top: bool, d: ir.Definition, bound: set[str], pro
 def _check_function(f: ir.FuncDef, program: Program) -> list[Diagnostic]:
     """A `def`: its parameters, and the names its lets and result read (its parameters, earlier lets,
     builtins and other functions; nothing of a block or network)."""
-    out: list[Diagnostic] = []
-    if f.name in BUILTINS or f.name in LAYERS:
-        what = "a builtin function" if f.name in BUILTINS else "a layer"
+    out: list[Diagnostic] = _literal_names(f)
+    if f.name in BUILTINS or f.name in LAYERS or f.name in RESERVED:
+        what = ("a builtin function" if f.name in BUILTINS else "a layer" if f.name in LAYERS
+                else "a name Python or the generated file uses")
         out.append(Diagnostic("E206", f"`{f.name}` is {what}; a function needs a name of its own", f.span))
     bound = set(BUILTINS) | set(program.functions)
     seen: set[str] = set()
     for p in f.params:
         if p.name in seen:
             out.append(Diagnostic("E211", f"parameter `{p.name}` is declared twice", p.span))
+        if keyword.iskeyword(p.name) or p.name in ("math", "torch", "nn"):
+            out.append(Diagnostic("E206", f"`{p.name}` cannot name a function's parameter: the function is written "
+                                          "as Python, where it is taken", p.span))
         seen.add(p.name)
         if p.default is not None:
             out += _check_names(p.default, bound | {q.name for q in f.params}, f, program.functions)

@@ -18,7 +18,7 @@ INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 class Alexnet(nn.Sequential):
     """The `alexnet` network of alexnet.arch."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Conv2d(in_channels=1, out_channels=96, kernel_size=11, stride=4, padding=1),
             nn.ReLU(inplace=True),
@@ -36,9 +36,9 @@ class Alexnet(nn.Sequential):
             nn.Flatten(),
             nn.Linear(in_features=6400, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(),
             nn.Linear(in_features=4096, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(in_features=4096, out_features=10),
+            nn.Dropout(),
+            nn.Linear(in_features=4096, out_features=num_classes),
         )

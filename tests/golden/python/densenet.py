@@ -19,33 +19,27 @@ INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 class DenseBlock(nn.Module):
     """The `dense_block` block of densenet.arch:11."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        num_features: int,
-        num_features2: int,
-        num_features3: int,
-    ) -> None:
+    def __init__(self, in_channels: int, growth_rate: int) -> None:
         super().__init__()
         self.add_module("1", nn.Sequential(
             nn.BatchNorm2d(num_features=in_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=in_channels, out_channels=32, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels=in_channels, out_channels=growth_rate, kernel_size=3, padding=1),
         ))
         self.add_module("3", nn.Sequential(
-            nn.BatchNorm2d(num_features=num_features),
+            nn.BatchNorm2d(num_features=in_channels + growth_rate),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=num_features, out_channels=32, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels=in_channels + growth_rate, out_channels=growth_rate, kernel_size=3, padding=1),
         ))
         self.add_module("5", nn.Sequential(
-            nn.BatchNorm2d(num_features=num_features2),
+            nn.BatchNorm2d(num_features=in_channels + 2 * growth_rate),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=num_features2, out_channels=32, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels=in_channels + 2 * growth_rate, out_channels=growth_rate, kernel_size=3, padding=1),
         ))
         self.add_module("7", nn.Sequential(
-            nn.BatchNorm2d(num_features=num_features3),
+            nn.BatchNorm2d(num_features=in_channels + 3 * growth_rate),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=num_features3, out_channels=32, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels=in_channels + 3 * growth_rate, out_channels=growth_rate, kernel_size=3, padding=1),
         ))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,40 +51,63 @@ class DenseBlock(nn.Module):
 
 
 class Densenet(nn.Module):
-    """The `densenet` network of densenet.arch."""
+    """The `densenet` network of densenet.arch. Built for arch=[4, 4, 4, 4]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_channels: int = 64, growth_rate: int = 32, num_classes: int = 10) -> None:
         super().__init__()
+        channels = num_channels + 4 * growth_rate
         self.b1 = nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=64, kernel_size=7, stride=2, padding=3),
             nn.BatchNorm2d(num_features=64),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
-        self.add_module("1", DenseBlock(in_channels=64, num_features=96, num_features2=128, num_features3=160))
+        self.add_module("1", DenseBlock(in_channels=64, growth_rate=growth_rate))
         self.add_module("2", nn.Sequential(
-            nn.BatchNorm2d(num_features=192),
+            nn.BatchNorm2d(num_features=4 * growth_rate + 64),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=192, out_channels=96, kernel_size=1),
+            nn.Conv2d(in_channels=4 * growth_rate + 64, out_channels=channels // 2, kernel_size=1),
             nn.AvgPool2d(kernel_size=2),
         ))
-        self.add_module("3", DenseBlock(in_channels=96, num_features=128, num_features2=160, num_features3=192))
+        self.add_module("3", DenseBlock(in_channels=channels // 2, growth_rate=growth_rate))
         self.add_module("4", nn.Sequential(
-            nn.BatchNorm2d(num_features=224),
+            nn.BatchNorm2d(num_features=channels // 2 + 4 * growth_rate),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=224, out_channels=112, kernel_size=1),
+            nn.Conv2d(
+                in_channels=channels // 2 + 4 * growth_rate,
+                out_channels=(channels // 2 + 4 * growth_rate) // 2,
+                kernel_size=1,
+            ),
             nn.AvgPool2d(kernel_size=2),
         ))
-        self.add_module("5", DenseBlock(in_channels=112, num_features=144, num_features2=176, num_features3=208))
+        self.add_module("5", DenseBlock(in_channels=(channels // 2 + 4 * growth_rate) // 2, growth_rate=growth_rate))
         self.add_module("6", nn.Sequential(
-            nn.BatchNorm2d(num_features=240),
+            nn.BatchNorm2d(num_features=(channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate),
             nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels=240, out_channels=120, kernel_size=1),
+            nn.Conv2d(
+                in_channels=(channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate,
+                out_channels=((channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate) // 2,
+                kernel_size=1,
+            ),
             nn.AvgPool2d(kernel_size=2),
         ))
-        self.add_module("7", DenseBlock(in_channels=120, num_features=152, num_features2=184, num_features3=216))
-        self.add_module("8", nn.BatchNorm2d(num_features=248))
-        self.add_module("12", nn.Linear(in_features=248, out_features=10))
+        self.add_module("7", DenseBlock(
+            in_channels=((channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate) // 2,
+            growth_rate=growth_rate,
+        ))
+        self.add_module(
+            "8",
+            nn.BatchNorm2d(
+                num_features=((channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate) // 2 + 4 * growth_rate
+            ),
+        )
+        self.add_module(
+            "12",
+            nn.Linear(
+                in_features=((channels // 2 + 4 * growth_rate) // 2 + 4 * growth_rate) // 2 + 4 * growth_rate,
+                out_features=num_classes,
+            ),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.b1(x)

@@ -29,27 +29,26 @@ class Inception(nn.Module):
         self.add_module("11", nn.Conv2d(in_channels=in_channels, out_channels=c4, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = getattr(self, "0")(x)
+        out = getattr(self, "0")(x)
+        out = nn.functional.relu(out, inplace=True)
+        branch = getattr(self, "2")(x)
         branch = nn.functional.relu(branch, inplace=True)
-        branch2 = getattr(self, "2")(x)
+        branch = getattr(self, "4")(branch)
+        branch = nn.functional.relu(branch, inplace=True)
+        branch2 = getattr(self, "6")(x)
         branch2 = nn.functional.relu(branch2, inplace=True)
-        branch2 = getattr(self, "4")(branch2)
+        branch2 = getattr(self, "8")(branch2)
         branch2 = nn.functional.relu(branch2, inplace=True)
-        branch3 = getattr(self, "6")(x)
-        branch3 = nn.functional.relu(branch3, inplace=True)
-        branch3 = getattr(self, "8")(branch3)
-        branch3 = nn.functional.relu(branch3, inplace=True)
-        branch4 = nn.functional.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        branch4 = getattr(self, "11")(branch4)
-        branch4 = nn.functional.relu(branch4, inplace=True)
-        x = torch.cat([branch, branch2, branch3, branch4], dim=1)
-        return x
+        x = nn.functional.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        x = getattr(self, "11")(x)
+        out = torch.cat([out, branch, branch2, nn.functional.relu(x, inplace=True)], dim=1)
+        return out
 
 
 class Googlenet(nn.Module):
     """The `googlenet` network of googlenet.arch."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.b1 = nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=64, kernel_size=7, stride=2, padding=3),
@@ -82,7 +81,7 @@ class Googlenet(nn.Module):
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),
             nn.Flatten(),
         )
-        self.add_module("5", nn.Linear(in_features=1024, out_features=10))
+        self.add_module("5", nn.Linear(in_features=1024, out_features=num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.b1(x)

@@ -18,7 +18,7 @@ INPUT_SHAPE = (1, 28, 28)  # one sample: the batch dimension comes first
 class Lenet(nn.Sequential):
     """The `lenet` network of lenet.arch."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Conv2d(in_channels=1, out_channels=6, kernel_size=5, padding=2),
             nn.Sigmoid(),
@@ -31,5 +31,5 @@ class Lenet(nn.Sequential):
             nn.Sigmoid(),
             nn.Linear(in_features=120, out_features=84),
             nn.Sigmoid(),
-            nn.Linear(in_features=84, out_features=10),
+            nn.Linear(in_features=84, out_features=num_classes),
         )

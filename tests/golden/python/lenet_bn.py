@@ -18,7 +18,7 @@ INPUT_SHAPE = (1, 28, 28)  # one sample: the batch dimension comes first
 class LenetBn(nn.Sequential):
     """The `lenet_bn` network of lenet_bn.arch."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Conv2d(in_channels=1, out_channels=6, kernel_size=5),
             nn.BatchNorm2d(num_features=6),
@@ -35,5 +35,5 @@ class LenetBn(nn.Sequential):
             nn.Linear(in_features=120, out_features=84),
             nn.BatchNorm1d(num_features=84),
             nn.Sigmoid(),
-            nn.Linear(in_features=84, out_features=10),
+            nn.Linear(in_features=84, out_features=num_classes),
         )

@@ -18,7 +18,7 @@ INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 class Nin(nn.Sequential):
     """The `nin` network of nin.arch."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Sequential(
                 nn.Conv2d(in_channels=1, out_channels=96, kernel_size=11, stride=4),
@@ -47,13 +47,13 @@ class Nin(nn.Sequential):
                 nn.ReLU(inplace=True),
             ),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Dropout(p=0.5),
+            nn.Dropout(),
             nn.Sequential(
-                nn.Conv2d(in_channels=384, out_channels=10, kernel_size=3, padding=1),
+                nn.Conv2d(in_channels=384, out_channels=num_classes, kernel_size=3, padding=1),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(in_channels=10, out_channels=10, kernel_size=1),
+                nn.Conv2d(in_channels=num_classes, out_channels=num_classes, kernel_size=1),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(in_channels=10, out_channels=10, kernel_size=1),
+                nn.Conv2d(in_channels=num_classes, out_channels=num_classes, kernel_size=1),
                 nn.ReLU(inplace=True),
             ),
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),

@@ -19,9 +19,9 @@ INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 class Residual(nn.Module):
     """The `residual` block of residual.arch:3."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=3, stride=stride, padding=1)
         self.bn1 = nn.BatchNorm2d(num_features=channels)
         self.conv2 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(num_features=channels)
@@ -40,13 +40,13 @@ class Residual(nn.Module):
 class Residual2(nn.Module):
     """The `residual` block of residual.arch:3."""
 
-    def __init__(self, in_channels: int, channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=3, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=3, stride=stride, padding=1)
         self.bn1 = nn.BatchNorm2d(num_features=channels)
         self.conv2 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(num_features=channels)
-        self.conv3 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=2)
+        self.conv3 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -60,9 +60,9 @@ class Residual2(nn.Module):
 
 
 class Resnet18(nn.Module):
-    """The `resnet18` network of resnet18.arch."""
+    """The `resnet18` network of resnet18.arch. Built for arch=[(2, 64), (2, 128), (2, 256), (2, 512)]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.b1 = nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=64, kernel_size=7, stride=2, padding=3),
@@ -70,14 +70,26 @@ class Resnet18(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
-        self.b2 = nn.Sequential(Residual(channels=64), Residual(channels=64))
-        self.b3 = nn.Sequential(Residual2(in_channels=64, channels=128), Residual(channels=128))
-        self.b4 = nn.Sequential(Residual2(in_channels=128, channels=256), Residual(channels=256))
-        self.b5 = nn.Sequential(Residual2(in_channels=256, channels=512), Residual(channels=512))
+        self.b2 = nn.Sequential(
+            Residual(in_channels=64, channels=64),
+            Residual(in_channels=64, channels=64),
+        )
+        self.b3 = nn.Sequential(
+            Residual2(in_channels=64, channels=128, stride=2),
+            Residual(in_channels=128, channels=128),
+        )
+        self.b4 = nn.Sequential(
+            Residual2(in_channels=128, channels=256, stride=2),
+            Residual(in_channels=256, channels=256),
+        )
+        self.b5 = nn.Sequential(
+            Residual2(in_channels=256, channels=512, stride=2),
+            Residual(in_channels=512, channels=512),
+        )
         self.last = nn.Sequential(
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),
             nn.Flatten(),
-            nn.Linear(in_features=512, out_features=10),
+            nn.Linear(in_features=512, out_features=num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

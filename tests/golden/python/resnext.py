@@ -19,15 +19,28 @@ INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 class ResnextBlock(nn.Module):
     """The `resnext_block` block of resnext.arch:7."""
 
-    def __init__(self, channels: int, conv2_groups: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        groups: int,
+        bot_mul: float,
+        stride: int = 1,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=1)
-        self.bn1 = nn.BatchNorm2d(num_features=channels)
+        bot_channels = int(round(channels * bot_mul))
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=bot_channels, kernel_size=1)
+        self.bn1 = nn.BatchNorm2d(num_features=bot_channels)
         self.conv2 = nn.Conv2d(
-            in_channels=channels, out_channels=channels, kernel_size=3, padding=1, groups=conv2_groups
+            in_channels=bot_channels,
+            out_channels=bot_channels,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
+            groups=bot_channels // groups,
         )
-        self.bn2 = nn.BatchNorm2d(num_features=channels)
-        self.conv3 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=1)
+        self.bn2 = nn.BatchNorm2d(num_features=bot_channels)
+        self.conv3 = nn.Conv2d(in_channels=bot_channels, out_channels=channels, kernel_size=1)
         self.bn3 = nn.BatchNorm2d(num_features=channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,17 +60,30 @@ class ResnextBlock(nn.Module):
 class ResnextBlock2(nn.Module):
     """The `resnext_block` block of resnext.arch:7."""
 
-    def __init__(self, in_channels: int, channels: int, conv2_groups: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        groups: int,
+        bot_mul: float,
+        stride: int = 1,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1)
-        self.bn1 = nn.BatchNorm2d(num_features=channels)
+        bot_channels = int(round(channels * bot_mul))
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=bot_channels, kernel_size=1)
+        self.bn1 = nn.BatchNorm2d(num_features=bot_channels)
         self.conv2 = nn.Conv2d(
-            in_channels=channels, out_channels=channels, kernel_size=3, stride=2, padding=1, groups=conv2_groups
+            in_channels=bot_channels,
+            out_channels=bot_channels,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
+            groups=bot_channels // groups,
         )
-        self.bn2 = nn.BatchNorm2d(num_features=channels)
-        self.conv3 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=1)
+        self.bn2 = nn.BatchNorm2d(num_features=bot_channels)
+        self.conv3 = nn.Conv2d(in_channels=bot_channels, out_channels=channels, kernel_size=1)
         self.bn3 = nn.BatchNorm2d(num_features=channels)
-        self.conv4 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=2)
+        self.conv4 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
         self.bn4 = nn.BatchNorm2d(num_features=channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,17 +95,16 @@ class ResnextBlock2(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        branch = self.conv4(x)
-        branch = self.bn4(branch)
-        out += branch
+        x = self.conv4(x)
+        out += self.bn4(x)
         out = nn.functional.relu(out, inplace=True)
         return out
 
 
 class Resnext(nn.Module):
-    """The `resnext` network of resnext.arch."""
+    """The `resnext` network of resnext.arch. Built for arch=[(2, 64), (2, 128), (2, 256), (2, 512)]."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: int = 16, bot_mul: float = 1.0, num_classes: int = 10) -> None:
         super().__init__()
         self.b1 = nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=64, kernel_size=7, stride=2, padding=3),
@@ -88,25 +113,25 @@ class Resnext(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
         self.b2 = nn.Sequential(
-            ResnextBlock(channels=64, conv2_groups=4),
-            ResnextBlock(channels=64, conv2_groups=4),
+            ResnextBlock(in_channels=64, channels=64, groups=groups, bot_mul=bot_mul),
+            ResnextBlock(in_channels=64, channels=64, groups=groups, bot_mul=bot_mul),
         )
         self.b3 = nn.Sequential(
-            ResnextBlock2(in_channels=64, channels=128, conv2_groups=8),
-            ResnextBlock(channels=128, conv2_groups=8),
+            ResnextBlock2(in_channels=64, channels=128, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(in_channels=128, channels=128, groups=groups, bot_mul=bot_mul),
         )
         self.b4 = nn.Sequential(
-            ResnextBlock2(in_channels=128, channels=256, conv2_groups=16),
-            ResnextBlock(channels=256, conv2_groups=16),
+            ResnextBlock2(in_channels=128, channels=256, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(in_channels=256, channels=256, groups=groups, bot_mul=bot_mul),
         )
         self.b5 = nn.Sequential(
-            ResnextBlock2(in_channels=256, channels=512, conv2_groups=32),
-            ResnextBlock(channels=512, conv2_groups=32),
+            ResnextBlock2(in_channels=256, channels=512, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(in_channels=512, channels=512, groups=groups, bot_mul=bot_mul),
         )
         self.last = nn.Sequential(
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),
             nn.Flatten(),
-            nn.Linear(in_features=512, out_features=10),
+            nn.Linear(in_features=512, out_features=num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,9 +19,11 @@ INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 class BasicBlock(nn.Module):
     """The `basic_block` block of resnet.arch:5."""
 
-    def __init__(self, planes: int) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=planes, out_channels=planes, kernel_size=3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels=in_channels, out_channels=planes, kernel_size=3, stride=stride, padding=1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(num_features=planes)
         self.conv2 = nn.Conv2d(in_channels=planes, out_channels=planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(num_features=planes)
@@ -40,16 +42,16 @@ class BasicBlock(nn.Module):
 class BasicBlock2(nn.Module):
     """The `basic_block` block of resnet.arch:5."""
 
-    def __init__(self, in_channels: int, planes: int) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
-            in_channels=in_channels, out_channels=planes, kernel_size=3, stride=2, padding=1, bias=False
+            in_channels=in_channels, out_channels=planes, kernel_size=3, stride=stride, padding=1, bias=False
         )
         self.bn1 = nn.BatchNorm2d(num_features=planes)
         self.conv2 = nn.Conv2d(in_channels=planes, out_channels=planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(num_features=planes)
         self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels=in_channels, out_channels=planes, kernel_size=1, stride=2, bias=False),
+            nn.Conv2d(in_channels=in_channels, out_channels=planes, kernel_size=1, stride=stride, bias=False),
             nn.BatchNorm2d(num_features=planes),
         )
 
@@ -65,19 +67,31 @@ class BasicBlock2(nn.Module):
 
 
 class Resnet18(nn.Module):
-    """The `resnet18` network of resnet18.arch."""
+    """The `resnet18` network of resnet18.arch. Built for layers=[2, 2, 2, 2]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(num_features=64)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(BasicBlock(planes=64), BasicBlock(planes=64))
-        self.layer2 = nn.Sequential(BasicBlock2(in_channels=64, planes=128), BasicBlock(planes=128))
-        self.layer3 = nn.Sequential(BasicBlock2(in_channels=128, planes=256), BasicBlock(planes=256))
-        self.layer4 = nn.Sequential(BasicBlock2(in_channels=256, planes=512), BasicBlock(planes=512))
+        self.layer1 = nn.Sequential(
+            BasicBlock(in_channels=64, planes=64),
+            BasicBlock(in_channels=64, planes=64),
+        )
+        self.layer2 = nn.Sequential(
+            BasicBlock2(in_channels=64, planes=128, stride=2),
+            BasicBlock(in_channels=128, planes=128),
+        )
+        self.layer3 = nn.Sequential(
+            BasicBlock2(in_channels=128, planes=256, stride=2),
+            BasicBlock(in_channels=256, planes=256),
+        )
+        self.layer4 = nn.Sequential(
+            BasicBlock2(in_channels=256, planes=512, stride=2),
+            BasicBlock(in_channels=512, planes=512),
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.fc = nn.Linear(in_features=512, out_features=1000)
+        self.fc = nn.Linear(in_features=512, out_features=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

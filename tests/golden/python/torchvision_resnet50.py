@@ -17,19 +17,29 @@ INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Bottleneck(nn.Module):
-    """The `bottleneck` block of resnet.arch:25: [N, 64, 56, 56] -> [N, 256, 56, 56]."""
+    """The `bottleneck` block of resnet.arch:25."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=64, out_channels=64, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=64)
-        self.conv2 = nn.Conv2d(in_channels=64, out_channels=64, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(num_features=64)
-        self.conv3 = nn.Conv2d(in_channels=64, out_channels=256, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=256)
+        width = planes * base_width // 64 * groups
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=width, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=width)
+        self.conv2 = nn.Conv2d(
+            in_channels=width, out_channels=width, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(num_features=width)
+        self.conv3 = nn.Conv2d(in_channels=width, out_channels=planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(num_features=planes * 4)
         self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels=64, out_channels=256, kernel_size=1, bias=False),
-            nn.BatchNorm2d(num_features=256),
+            nn.Conv2d(in_channels=in_channels, out_channels=planes * 4, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(num_features=planes * 4),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,14 +59,24 @@ class Bottleneck(nn.Module):
 class Bottleneck2(nn.Module):
     """The `bottleneck` block of resnet.arch:25."""
 
-    def __init__(self, in_channels: int, planes: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=planes)
-        self.conv2 = nn.Conv2d(in_channels=planes, out_channels=planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(num_features=planes)
-        self.conv3 = nn.Conv2d(in_channels=planes, out_channels=in_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=in_channels)
+        width = planes * base_width // 64 * groups
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=width, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=width)
+        self.conv2 = nn.Conv2d(
+            in_channels=width, out_channels=width, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(num_features=width)
+        self.conv3 = nn.Conv2d(in_channels=width, out_channels=planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(num_features=planes * 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -72,57 +92,27 @@ class Bottleneck2(nn.Module):
         return out
 
 
-class Bottleneck3(nn.Module):
-    """The `bottleneck` block of resnet.arch:25."""
-
-    def __init__(self, in_channels: int, planes: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=planes)
-        self.conv2 = nn.Conv2d(in_channels=planes, out_channels=planes, kernel_size=3, stride=2, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(num_features=planes)
-        self.conv3 = nn.Conv2d(in_channels=planes, out_channels=out_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=out_channels)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(num_features=out_channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        out += self.downsample(x)
-        out = nn.functional.relu(out, inplace=True)
-        return out
-
-
 class Resnet50(nn.Module):
-    """The `resnet50` network of resnet50.arch."""
+    """The `resnet50` network of resnet50.arch. Built for layers=[3, 4, 6, 3]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(num_features=64)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            Bottleneck(),
+            Bottleneck(in_channels=64, planes=64),
             Bottleneck2(in_channels=256, planes=64),
             Bottleneck2(in_channels=256, planes=64),
         )
         self.layer2 = nn.Sequential(
-            Bottleneck3(in_channels=256, planes=128, out_channels=512),
+            Bottleneck(in_channels=256, planes=128, stride=2),
             Bottleneck2(in_channels=512, planes=128),
             Bottleneck2(in_channels=512, planes=128),
             Bottleneck2(in_channels=512, planes=128),
         )
         self.layer3 = nn.Sequential(
-            Bottleneck3(in_channels=512, planes=256, out_channels=1024),
+            Bottleneck(in_channels=512, planes=256, stride=2),
             Bottleneck2(in_channels=1024, planes=256),
             Bottleneck2(in_channels=1024, planes=256),
             Bottleneck2(in_channels=1024, planes=256),
@@ -130,12 +120,12 @@ class Resnet50(nn.Module):
             Bottleneck2(in_channels=1024, planes=256),
         )
         self.layer4 = nn.Sequential(
-            Bottleneck3(in_channels=1024, planes=512, out_channels=2048),
+            Bottleneck(in_channels=1024, planes=512, stride=2),
             Bottleneck2(in_channels=2048, planes=512),
             Bottleneck2(in_channels=2048, planes=512),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.fc = nn.Linear(in_features=2048, out_features=1000)
+        self.fc = nn.Linear(in_features=2048, out_features=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

@@ -17,19 +17,29 @@ INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Bottleneck(nn.Module):
-    """The `bottleneck` block of resnet.arch:25: [N, 64, 56, 56] -> [N, 256, 56, 56]."""
+    """The `bottleneck` block of resnet.arch:25."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=64, out_channels=128, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=128)
-        self.conv2 = nn.Conv2d(in_channels=128, out_channels=128, kernel_size=3, padding=1, groups=32, bias=False)
-        self.bn2 = nn.BatchNorm2d(num_features=128)
-        self.conv3 = nn.Conv2d(in_channels=128, out_channels=256, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=256)
+        width = planes * base_width // 64 * groups
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=width, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=width)
+        self.conv2 = nn.Conv2d(
+            in_channels=width, out_channels=width, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(num_features=width)
+        self.conv3 = nn.Conv2d(in_channels=width, out_channels=planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(num_features=planes * 4)
         self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels=64, out_channels=256, kernel_size=1, bias=False),
-            nn.BatchNorm2d(num_features=256),
+            nn.Conv2d(in_channels=in_channels, out_channels=planes * 4, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(num_features=planes * 4),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,16 +59,24 @@ class Bottleneck(nn.Module):
 class Bottleneck2(nn.Module):
     """The `bottleneck` block of resnet.arch:25."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=out_channels)
+        width = planes * base_width // 64 * groups
+        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=width, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=width)
         self.conv2 = nn.Conv2d(
-            in_channels=out_channels, out_channels=out_channels, kernel_size=3, padding=1, groups=32, bias=False
+            in_channels=width, out_channels=width, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False
         )
-        self.bn2 = nn.BatchNorm2d(num_features=out_channels)
-        self.conv3 = nn.Conv2d(in_channels=out_channels, out_channels=in_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=in_channels)
+        self.bn2 = nn.BatchNorm2d(num_features=width)
+        self.conv3 = nn.Conv2d(in_channels=width, out_channels=planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(num_features=planes * 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -74,72 +92,40 @@ class Bottleneck2(nn.Module):
         return out
 
 
-class Bottleneck3(nn.Module):
-    """The `bottleneck` block of resnet.arch:25."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=in_channels, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(num_features=in_channels)
-        self.conv2 = nn.Conv2d(
-            in_channels=in_channels, out_channels=in_channels, kernel_size=3, stride=2, padding=1, groups=32, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(num_features=in_channels)
-        self.conv3 = nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(num_features=out_channels)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(num_features=out_channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        out += self.downsample(x)
-        out = nn.functional.relu(out, inplace=True)
-        return out
-
-
 class Resnext50_32x4d(nn.Module):
-    """The `resnext50_32x4d` network of resnext50_32x4d.arch."""
+    """The `resnext50_32x4d` network of resnext50_32x4d.arch. Built for layers=[3, 4, 6, 3]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(num_features=64)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            Bottleneck(),
-            Bottleneck2(in_channels=256, out_channels=128),
-            Bottleneck2(in_channels=256, out_channels=128),
+            Bottleneck(in_channels=64, planes=64, groups=32, base_width=4),
+            Bottleneck2(in_channels=256, planes=64, groups=32, base_width=4),
+            Bottleneck2(in_channels=256, planes=64, groups=32, base_width=4),
         )
         self.layer2 = nn.Sequential(
-            Bottleneck3(in_channels=256, out_channels=512),
-            Bottleneck2(in_channels=512, out_channels=256),
-            Bottleneck2(in_channels=512, out_channels=256),
-            Bottleneck2(in_channels=512, out_channels=256),
+            Bottleneck(in_channels=256, planes=128, stride=2, groups=32, base_width=4),
+            Bottleneck2(in_channels=512, planes=128, groups=32, base_width=4),
+            Bottleneck2(in_channels=512, planes=128, groups=32, base_width=4),
+            Bottleneck2(in_channels=512, planes=128, groups=32, base_width=4),
         )
         self.layer3 = nn.Sequential(
-            Bottleneck3(in_channels=512, out_channels=1024),
-            Bottleneck2(in_channels=1024, out_channels=512),
-            Bottleneck2(in_channels=1024, out_channels=512),
-            Bottleneck2(in_channels=1024, out_channels=512),
-            Bottleneck2(in_channels=1024, out_channels=512),
-            Bottleneck2(in_channels=1024, out_channels=512),
+            Bottleneck(in_channels=512, planes=256, stride=2, groups=32, base_width=4),
+            Bottleneck2(in_channels=1024, planes=256, groups=32, base_width=4),
+            Bottleneck2(in_channels=1024, planes=256, groups=32, base_width=4),
+            Bottleneck2(in_channels=1024, planes=256, groups=32, base_width=4),
+            Bottleneck2(in_channels=1024, planes=256, groups=32, base_width=4),
+            Bottleneck2(in_channels=1024, planes=256, groups=32, base_width=4),
         )
         self.layer4 = nn.Sequential(
-            Bottleneck3(in_channels=1024, out_channels=2048),
-            Bottleneck2(in_channels=2048, out_channels=1024),
-            Bottleneck2(in_channels=2048, out_channels=1024),
+            Bottleneck(in_channels=1024, planes=512, stride=2, groups=32, base_width=4),
+            Bottleneck2(in_channels=2048, planes=512, groups=32, base_width=4),
+            Bottleneck2(in_channels=2048, planes=512, groups=32, base_width=4),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.fc = nn.Linear(in_features=2048, out_features=1000)
+        self.fc = nn.Linear(in_features=2048, out_features=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

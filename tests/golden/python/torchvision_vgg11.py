@@ -17,9 +17,9 @@ INPUT_SHAPE = (3, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Vgg11(nn.Module):
-    """The `vgg11` network of vgg11.arch."""
+    """The `vgg11` network of vgg11.arch. Built for cfg=[(1, 64), (1, 128), (2, 256), (2, 512), (2, 512)]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels=3, out_channels=64, kernel_size=3, padding=1),
@@ -48,11 +48,11 @@ class Vgg11(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(in_features=25088, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(p=dropout),
             nn.Linear(in_features=4096, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(in_features=4096, out_features=1000),
+            nn.Dropout(p=dropout),
+            nn.Linear(in_features=4096, out_features=num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,9 @@ INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 
 
 class Vgg11(nn.Sequential):
-    """The `vgg11` network of vgg11.arch."""
+    """The `vgg11` network of vgg11.arch. Built for arch=[(1, 64), (1, 128), (2, 256), (2, 512), (2, 512)]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Sequential(
                 nn.Conv2d(in_channels=1, out_channels=64, kernel_size=3, padding=1),
@@ -54,9 +54,9 @@ class Vgg11(nn.Sequential):
             nn.Flatten(),
             nn.Linear(in_features=25088, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(),
             nn.Linear(in_features=4096, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(in_features=4096, out_features=10),
+            nn.Dropout(),
+            nn.Linear(in_features=4096, out_features=num_classes),
         )

@@ -16,9 +16,9 @@ INPUT_SHAPE = (1, 224, 224)  # one sample: the batch dimension comes first
 
 
 class VggSmall(nn.Sequential):
-    """The `vgg_small` network of vgg_small.arch."""
+    """The `vgg_small` network of vgg_small.arch. Built for arch=[(1, 16), (1, 32), (2, 64), (2, 128), (2, 128)]."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__(
             nn.Sequential(
                 nn.Conv2d(in_channels=1, out_channels=16, kernel_size=3, padding=1),
@@ -54,9 +54,9 @@ class VggSmall(nn.Sequential):
             nn.Flatten(),
             nn.Linear(in_features=6272, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(),
             nn.Linear(in_features=4096, out_features=4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(in_features=4096, out_features=10),
+            nn.Dropout(),
+            nn.Linear(in_features=4096, out_features=num_classes),
         )
