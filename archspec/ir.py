@@ -238,6 +238,7 @@ class Output(IR):
 
     name: str
     ref: Optional[Ref] = None
+    training: bool = False  # `output aux = @aux if training`: computed in training mode only
 
 
 class Repeat(IR):
@@ -335,6 +336,7 @@ class GNode(IR):
     macs: int = 0
     rf: tuple[Any, Any, Any, Any] = (1, 1, 1, 1)  # size h, size w, jump h, jump w (exact fractions)
     activation_bytes: int = 0
+    training_only: bool = False  # read by training outputs only: not computed in eval mode
     source: Any = None  # where its arguments came from, for codegen: (argument -> Expr, the env it read)
 
 
@@ -344,6 +346,7 @@ class Graph(IR):
     nodes: tuple[GNode, ...]
     inputs: tuple[int, ...] = ()
     outputs: tuple[tuple[str, int], ...] = ()  # (name, node id); one unnamed output is ("", id)
+    training: tuple[tuple[str, int], ...] = ()  # outputs computed in training mode only
 
     def output(self) -> GNode:
         return self.nodes[self.outputs[0][1]]

@@ -278,7 +278,10 @@ class _ToIR(Transformer):
 
     def output_stmt(self, meta, c):
         name = _string_value(c[0], self.file) if c[0].type == "STRING" else str(c[0])
-        return self._n(ir.Output, meta, name=name, ref=c[1])
+        return self._n(ir.Output, meta, name=name, ref=c[1], training=c[2] is not None)
+
+    def training(self, meta, c):
+        return True
 
     def ref(self, meta, c):
         return self._n(ir.Ref, meta, name=str(c[0]), index=c[1])

@@ -38,6 +38,7 @@ def _rows(g: ir.Graph, d: int, max_depth: int, batch: int) -> Iterator[dict[str,
                                 "stride": [_number(node.rf[2]), _number(node.rf[3])]},
             "activation_bytes": node.activation_bytes * batch,
             "line": node.span.line,
+            **({"training_only": True} if node.training_only else {}),
         }
         if d < max_depth and node.body is not None:
             yield from _rows(node.body, d + 1, max_depth, batch)
@@ -116,7 +117,8 @@ def as_text(net: ir.Network, depth: int = 1) -> str:
     table = [("name", "layer", "output shape", "params", "MACs", "RF size/stride")]
     for r in rows(net, depth):
         indent = "  " * (r["depth"] - 1)
-        table.append((indent + (r["name"] or "·"), indent + r["call"], show_shape(r["output_shape"]),
+        call = r["call"] + (" (training)" if r.get("training_only") else "")
+        table.append((indent + (r["name"] or "·"), indent + call, show_shape(r["output_shape"]),
                       f"{r['params']:,}", f"{r['macs']:,}", rf_text(r["receptive_field"])))
     widths = [max(len(row[i]) for row in table) for i in range(6)]
     right = (False, False, False, True, True, True)

@@ -292,7 +292,7 @@ def test_a_network_that_does_not_fit_in_memory_is_refused_before_allocating(tmp_
     assert not out.exists()
     # Compiling holds three copies of the weights and runs batches of 3: 3 * 246,824 bytes of weights
     # and 3 * (3,136 + 62,256) bytes of input and activations.
-    need = 3 * 246_824 + 3 * (4 * 28 * 28 + archspec.load(LENET).network.root.activation_bytes)
+    need = 3 * 246_824 + 3 * (4 * 28 * 28 + archspec.load(LENET).network.activation_bytes)
     monkeypatch.setattr(build, "available_memory", lambda: need - 1)
     assert main(["compile", "specs/lenet.arch", "-f", "python,torchscript", "-o", str(out)]) == 2
     assert "activations" in capsys.readouterr().err and not out.exists()

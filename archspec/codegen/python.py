@@ -335,6 +335,7 @@ class _Forward:
         self.names.take("self")
         self.var: dict[int, str] = {}
         self.left = _uses(g)  # uses not yet written, per node
+        self.total = dict(self.left)  # all uses, per node: a tensor read twice is never overwritten
         self.lines: list[str] = []
         self.fresh: set[int] = set()  # nodes whose value is a new tensor nothing else holds
 
@@ -349,8 +350,19 @@ class _Forward:
             base = "x" if (not self.root or len(g.inputs) == 1) else g.nodes[i].op
             self.var[i] = self.names.create(base, "x")
         for i, n in enumerate(g.nodes):
-            if n.kind != "input":
+            if n.kind != "input" and not n.training_only:
                 self._node(i, n)
+        if g.training:  # aux heads: in eager training mode only, as torchvision's GoogLeNet and Inception
+            main = self.lines
+            self.lines = []
+            for i, n in enumerate(g.nodes):
+                if n.training_only:
+                    self._node(i, n)
+            results = [self.var[i] for _, i in (*g.outputs, *g.training)]
+            self.lines.append(f"return {', '.join(results)}")
+            main += ["if not torch.jit.is_scripting():", "    if self.training:",
+                     *[f"        {line}" for line in self.lines]]
+            self.lines = main
         if len(g.outputs) > 1:
             items = ", ".join(f"{py_string(name)}: {self.var[i]}" for name, i in g.outputs)
             self.lines.append(f"return {{{items}}}")
@@ -367,6 +379,7 @@ class _Forward:
         if n.kind == "layer" and n.op == "identity" and not _has_module(n, g):
             self.var[i] = ins[0]  # no statement: the same tensor, whose uses are now its input's
             self.left[n.inputs[0]] += self.left[i]
+            self.total[n.inputs[0]] += self.total[i] - 1
             if n.inputs[0] in self.fresh:
                 self.fresh.add(i)
             return
@@ -376,7 +389,7 @@ class _Forward:
         if n.kind == "combine":
             self._combine(i, n, ins, last)
             return
-        reads_fresh = n.inputs[0] in self.fresh and last[0]
+        reads_fresh = n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1
         uses = self.left[i]
         if n.kind == "layer" and takes_tensors(n):
             expr = functional(n, ins[0], extra=ins[1:])
@@ -402,7 +415,7 @@ class _Forward:
 
     def _combine(self, i: int, n: ir.GNode, ins: list[str], last: list[bool]) -> None:
         reusable = last[0] and ins[0].isidentifier() and ins[0] not in ins[1:]
-        if n.op == "add" and len(ins) > 1 and reusable and n.inputs[0] in self.fresh:
+        if n.op == "add" and len(ins) > 1 and reusable and n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1:
             for other in ins[1:]:  # torchvision's `out += identity`
                 self.lines.append(f"{ins[0]} += {other}")
             target = ins[0]

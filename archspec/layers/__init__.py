@@ -320,4 +320,14 @@ def finite(x: float, what: str, layer: str) -> float:
 
 from . import activation, conv, norm, pool, regularize, resample, tensor  # noqa: E402,F401  (they register)
 
+
+def markdown_table() -> str:
+    """docs/language.md's layer table, from the records (tests/test_layers.py keeps the docs equal to it)."""
+    rows = ["| layer | torch | what it computes |", "|---|---|---|"]
+    for name in sorted(LAYERS, key=lambda n: (LAYERS[n].category, n)):
+        layer = LAYERS[name]
+        torch = layer.module if isinstance(layer.module, str) else "by `mode`"
+        rows.append(f"| `{layer.signature()}` | `{torch}` | {layer.doc} ({layer.category}) |")
+    return "\n".join(rows)
+
 __all__ = ["Arg", "COERCE", "LAYERS", "Layer", "REQUIRED", "RF", "Shape", "ShapeProblem", "register"]

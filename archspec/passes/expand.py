@@ -94,6 +94,7 @@ class _Body:
         self.count = 0  # nodes that add a module path segment so far
         self.inputs: list[int] = []
         self.outputs: list[tuple[str, int]] = []
+        self.training: list[tuple[str, int]] = []
 
     def add(self, node: ir.GNode) -> int:
         self.nodes.append(node)
@@ -113,7 +114,7 @@ class _Body:
 
     def graph(self) -> ir.Graph:
         return ir.Graph.model_construct(nodes=tuple(self.nodes), inputs=tuple(self.inputs),
-                                        outputs=tuple(self.outputs))
+                                        outputs=tuple(self.outputs), training=tuple(self.training))
 
     def shape(self, i: int) -> tuple[int, ...]:
         return self.nodes[i].out_shape
@@ -157,6 +158,9 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     if run.problems:
         raise ArchError(run.problems)
     if not b.outputs:
+        if b.training:
+            raise error("E213", "a network whose outputs are all `if training` has no output in eval mode", d.span,
+                        "name its main output with `output NAME`")
         b.outputs.append(("", _last_value(b)))
     graph = b.graph()
     return ir.Network.model_construct(
@@ -317,11 +321,11 @@ class _Walker:
 
     def _output(self, s: ir.Output, env: dict, cur: int) -> None:
         value = evaluate(s.ref, env).node if s.ref is not None else cur
-        if any(name == s.name for name, _ in self.b.outputs):
+        if any(name == s.name for name, _ in (*self.b.outputs, *self.b.training)):
             raise error("E214", f"the output `{s.name}` is declared twice", s.span)
         if value == FAILED:
             raise _Failed
-        self.b.outputs.append((s.name, value))
+        (self.b.training if s.training else self.b.outputs).append((s.name, value))
 
     # -- node statements ---------------------------------------------------------------------
     def node(self, s: ir.NodeStmt, env: dict, cur: int) -> int:

@@ -23,21 +23,43 @@ def infer_shapes(net: ir.Network) -> ir.Network:
     whole = (Fraction(size[0]), Fraction(size[1] if len(size) > 1 else 1), Fraction(1), Fraction(1))
     warnings: list[Diagnostic] = []
     one = (Fraction(1),) * 4
-    graph = _graph(net.graph, [one] * len(net.graph.inputs), whole, warnings)
+    graph = _graph(_mark_training(net.graph), [one] * len(net.graph.inputs), whole, warnings)
     inside = [n for n in graph.nodes if n.kind != "input"]
     params = sum(n.params for n in inside)
     if params > MAX_PARAMS:
         raise error("E408", f"the network has {params:,} parameters, over the limit of {MAX_PARAMS:,}", net.span)
+    run = [n for n in inside if not n.training_only]  # what an eval-mode forward pass computes
     return net.model_copy(update={
         "graph": graph, "warnings": net.warnings + tuple(warnings), "params": params,
-        "macs": sum(n.macs for n in inside), "activation_bytes": sum(n.activation_bytes for n in inside)})
+        "macs": sum(n.macs for n in run), "activation_bytes": sum(n.activation_bytes for n in run)})
+
+
+def _mark_training(g: ir.Graph) -> ir.Graph:
+    """Mark the nodes only `if training` outputs read: an eval-mode pass does not compute them."""
+    if not g.training:
+        return g
+    needed = _needed(g, [i for _, i in g.outputs])
+    extra = _needed(g, [i for _, i in g.training]) - needed
+    nodes = tuple(n.model_copy(update={"training_only": True}) if i in extra else n for i, n in enumerate(g.nodes))
+    return g.model_copy(update={"nodes": nodes})
+
+
+def _needed(g: ir.Graph, roots: list[int]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo += g.nodes[i].inputs
+    return seen
 
 
 def _graph(g: ir.Graph, entry: list, whole, warnings: list[Diagnostic]) -> ir.Graph:
     rfs: list = []
     nodes: list[ir.GNode] = []
     feeds = {i: rf for i, rf in zip(g.inputs, entry)}
-    used = {i for n in g.nodes for i in n.inputs} | {i for _, i in g.outputs}
+    used = {i for n in g.nodes for i in n.inputs} | {i for _, i in (*g.outputs, *g.training)}
     for i, n in enumerate(g.nodes):
         ins = [rfs[j] for j in n.inputs]
         if n.kind == "input":
