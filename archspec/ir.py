@@ -284,6 +284,7 @@ class Definition(IR):
     name: str
     params: tuple[Param, ...]
     body: tuple[Stmt, ...]
+    alias: Optional[Call] = None  # `network resnet50(...) = resnet(...)`: a variant of another network
 
 
 class FuncDef(IR):
@@ -365,6 +366,7 @@ class Network(IR):
     asserts: tuple[tuple[Assert, dict[str, Any]], ...] = ()
     warnings: tuple[Any, ...] = ()  # Diagnostics
     batch: int = 1
+    variant: tuple = ()  # `network a(...) = b(...)`: each step's (argument expressions, env), for codegen
     params: int = 0
     macs: int = 0
     activation_bytes: int = 0

@@ -260,6 +260,9 @@ class _ToIR(Transformer):
         return self._n(ir.Definition, meta, kind="block", name=str(c[0]), params=c[1] or (), body=c[2])
 
     def network_def(self, meta, c):
+        if isinstance(c[2], ir.Call):  # a variant: another network's body, with these arguments
+            return self._n(ir.Definition, meta, kind="network", name=str(c[0]), params=c[1] or (), body=(),
+                           alias=c[2])
         return self._n(ir.Definition, meta, kind="network", name=str(c[0]), params=c[1] or (), body=c[2])
 
     def params(self, meta, c):

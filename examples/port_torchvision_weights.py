@@ -1,4 +1,4 @@
-"""Port the weights of torchvision's ResNet-18 into the module of specs/torchvision/resnet18.arch.
+"""Port the weights of torchvision's ResNet-18 into the module of specs/torchvision/resnet.arch (network resnet18).
 
     python examples/port_torchvision_weights.py      (run from the repo root)
 
@@ -20,7 +20,7 @@ from archspec.export.weights import port_weights
 def main() -> None:
     torch.manual_seed(0)
     theirs = torchvision.models.resnet18().eval()
-    spec = archspec.load("specs/torchvision/resnet18.arch")
+    spec = archspec.load("specs/torchvision/resnet.arch", network="resnet18")
     ours = spec.to_torch(seed=1).eval()
 
     x = torch.randn(2, *spec.network.input_shape, generator=torch.Generator().manual_seed(0))

@@ -234,7 +234,7 @@ def test_torchvision_weights_compile_and_onnx_equals_torchvision(capfd, tmp_path
                 m.bias.uniform_(-0.2, 0.2)
     torch.save(tv.state_dict(), tmp_path / "tv_resnet18.pth")
     out = tmp_path / "out"
-    code, output = cli(capfd, "compile", "specs/torchvision/resnet18.arch", "--weights",
+    code, output = cli(capfd, "compile", "specs/torchvision/resnet.arch", "--network", "resnet18", "--weights",
                        str(tmp_path / "tv_resnet18.pth"), "-f", "onnx", "-o", str(out))
     assert code == 0, output
     assert "verified: onnx equal" in output

@@ -284,14 +284,15 @@ def test_receptive_field_against_gradients(case):
 
 # ---- (d) torchvision ----------------------------------------------------------------------
 
-TORCHVISION = ["vgg11", "resnet18", "resnet50", "resnext50_32x4d"]
+TORCHVISION = {"vgg11": "specs/torchvision/vgg.arch", "resnet18": "specs/torchvision/resnet.arch",
+               "resnet50": "specs/torchvision/resnet.arch", "resnext50_32x4d": "specs/torchvision/resnet.arch"}
 
 
-@pytest.fixture(scope="module", params=TORCHVISION)
+@pytest.fixture(scope="module", params=sorted(TORCHVISION))
 def torchvision_net(request) -> tuple[archspec.Spec, nn.Module]:
     torch.manual_seed(0)
     model = getattr(torchvision.models, request.param)().eval()  # no weights: nothing is downloaded
-    return archspec.load(f"specs/torchvision/{request.param}.arch"), model
+    return archspec.load(TORCHVISION[request.param], network=request.param), model
 
 
 def test_torchvision_params(torchvision_net):

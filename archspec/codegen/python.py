@@ -86,7 +86,7 @@ class Generator:
         for attempt in (exposed, set()):
             py = self._python_names([p for p in order if p in attempt])
             scope = Scope({p: param(p, py[p]) for p in attempt}, locals={}, taken=set(py.values()))
-            body, base, tainted = self._body(net.graph, scope, root=True)
+            body, base, tainted = self._body(net.graph, self._variant_scope(scope), root=True)
             if not tainted:
                 break
         params = [(py[p], _annotation(net.arguments[p]), py_value(net.arguments[p])) for p in order
@@ -98,6 +98,22 @@ class Generator:
         cls = _Class(self.names.create(camel(net.name), "Net"), base, doc, params, body)
         self.classes.append(cls)
         return cls
+
+    def _variant_scope(self, scope: Scope) -> Scope:
+        """For `network resnet50(...) = resnet(...)`: the body's names, in terms of the variant's parameters."""
+        d = self.definitions.get(self.net.name)
+        inner = scope
+        for exprs, env in self.net.variant:
+            target = self.definitions[d.alias.name]
+            names = {}
+            for p in target.params:
+                names[p.name] = render(exprs[p.name], env, inner) if p.name in exprs else Sym("")
+            values = _values_of(target, exprs, env)
+            names = {k: (v if (v.symbolic or v.tainted) else literal(values[k])) for k, v in names.items()}
+            nxt = Scope(names, locals={}, taken=set(scope.taken))
+            nxt.used, nxt.functions = scope.used, scope.functions  # what it reads, the root class takes
+            inner, d = nxt, target
+        return inner
 
     def _render(self, root: _Class) -> str:
         uses_torch = any("torch." in line for cls in self.classes for line in cls.body) or bool(self.helpers)
@@ -438,6 +454,16 @@ def _with_locals(lines: list[str], scope: Scope, before: int = 2) -> list[str]:
         return lines
     defs = [f"    {py} = {text}" for py, text in scope.locals.values()]
     return lines[:before] + defs + lines[before:]
+
+
+def _values_of(target, exprs: dict, env: dict) -> dict:
+    """A variant's arguments' values, and the defaults of the rest, as expansion bound them."""
+    from .symbolic import _evaluated
+
+    local: dict = {}
+    for p in target.params:
+        local[p.name] = _evaluated(exprs[p.name], env) if p.name in exprs else _evaluated(p.default, local)
+    return local
 
 
 def _uses(g: ir.Graph) -> dict[int, int]:

@@ -284,6 +284,13 @@ def exposable(program) -> dict[str, set[str]]:
         structural: set[str] = set()
         calls: list[tuple[str, str, set[str]]] = []
         _walk(d.body, program, flows, structural, calls)
+        if d.alias is not None:  # a variant: its parameters flow into the other network's
+            params = [p.name for p in program.definitions[d.alias.name].params]
+            positional = iter(params)
+            for a in d.alias.args or ():
+                key = a.name if a.name is not None else next(positional, None)
+                if key is not None:
+                    calls.append((d.alias.name, key, _names(a.value)))
 
         def reach(names: set[str]) -> set[str]:
             seen, todo = set(), list(names)

@@ -150,11 +150,12 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     run = _Run(program)
     env, canonical = _bind_network(d, overrides)
     arguments = dict(env)
+    body, env, steps = _variant(d, env, program)
     b = _Body("")
-    inputs = [s for s in d.body if isinstance(s, ir.Input)]
-    first_span = _inputs(d, inputs, env, overrides, b)
+    inputs = [s for s in body.body if isinstance(s, ir.Input)]
+    first_span = _inputs(body, inputs, env, overrides, b)
     env["@"] = b.names
-    _Walker(run, b).chain(d.body, env, b.inputs[0])
+    _Walker(run, b).chain(body.body, env, b.inputs[0])
     if run.problems:
         raise ArchError(run.problems)
     if not b.outputs:
@@ -166,7 +167,38 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     return ir.Network.model_construct(
         span=d.span, name=d.name, file=program.root, input_shape=graph.nodes[graph.inputs[0]].out_shape,
         input_span=first_span, graph=graph, overrides=canonical, arguments=arguments,
-        asserts=tuple(run.asserts), warnings=(), batch=overrides.batch)
+        asserts=tuple(run.asserts), warnings=(), batch=overrides.batch, variant=tuple(steps))
+
+
+def _variant(d: ir.Definition, env: dict, program: Program) -> tuple[ir.Definition, dict, list]:
+    """The definition whose body a network expands (itself, or what its `= other(...)` names), the
+    environment of that body, and each step taken: (the call's argument expressions, the env they read)."""
+    steps = []
+    seen = {d.name}
+    while d.alias is not None:
+        target = program.definitions[d.alias.name]
+        if target.name in seen:  # resolve reports the cycle
+            raise error("E207", f"network `{target.name}` is a variant of itself", d.alias.span)
+        seen.add(target.name)
+        names = [p.name for p in target.params]
+        positional = iter(names)
+        given: dict[str, Any] = {}
+        exprs: dict[str, ir.Expr] = {}
+        for a in d.alias.args or ():
+            key = a.name if a.name is not None else next(positional)
+            given[key] = evaluate(a.value, env)
+            exprs[key] = a.value
+        steps.append((exprs, dict(env)))
+        local: dict[str, Any] = {}
+        for p in target.params:
+            if p.name in given:
+                local[p.name] = _typed(p, given[p.name], exprs[p.name].span)
+            elif p.default is not None:
+                local[p.name] = _typed(p, evaluate(p.default, local), p.default.span)
+            else:
+                raise error("E204", f"network `{target.name}` needs its argument `{p.name}`", d.alias.span)
+        d, env = target, local
+    return d, env, steps
 
 
 def _last_value(b: _Body) -> int:

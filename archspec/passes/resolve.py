@@ -81,6 +81,23 @@ def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
         named.setdefault(i.name, i)
     for stmt, top in _statements(d.body, top=True):
         out += _check_statement(stmt, top, d, bound, program)
+    if d.alias is not None:
+        out += _check_alias(d, bound, program)
+    return out
+
+
+def _check_alias(d: ir.Definition, bound: set[str], program: Program) -> list[Diagnostic]:
+    """`network resnet50(...) = resnet(...)`: the other network exists, and takes these arguments."""
+    c = d.alias
+    target = program.definitions.get(c.name)
+    if target is None or target.kind != "network":
+        networks = [n for n, x in program.definitions.items() if x.kind == "network"]
+        what = "a block" if target is not None else "no network"
+        return [Diagnostic("E201", f"`{c.name}` is {what}; a network can be a variant of a network only"
+                                   f"{did_you_mean(c.name, networks) if target is None else ''}", c.span)]
+    out = _check_call(c.model_copy(update={"name": c.name}), program, network=True)
+    for a in c.args or ():
+        out += _check_names(a.value, bound, d, program.functions)
     return out
 
 
@@ -211,18 +228,18 @@ def _walk(e: ir.IR) -> Iterator[ir.IR]:
                 yield from _walk(x)
 
 
-def signature(name: str, program: Program) -> list[tuple[str, bool]] | None:
-    """(parameter, required) pairs of a layer or block, or None if there is no such thing."""
-    if name in LAYERS:
+def signature(name: str, program: Program, network: bool = False) -> list[tuple[str, bool]] | None:
+    """(parameter, required) pairs of a layer or block (or network), or None if there is no such thing."""
+    if name in LAYERS and not network:
         return [(a.name, a.default is REQUIRED) for a in LAYERS[name].args]
     d = program.definitions.get(name)
-    if d is None or d.kind != "block":
+    if d is None or d.kind != ("network" if network else "block"):
         return None
     return [(p.name, p.default is None) for p in d.params]
 
 
-def _check_call(c: ir.Call, program: Program) -> list[Diagnostic]:
-    sig = signature(c.name, program)
+def _check_call(c: ir.Call, program: Program, network: bool = False) -> list[Diagnostic]:
+    sig = signature(c.name, program, network)
     if sig is None:
         d = program.definitions.get(c.name)
         if d is not None:  # a network
@@ -266,6 +283,7 @@ def _check_recursion(program: Program) -> list[Diagnostic]:
     blocks = {name: [(s.node.name, s.node.span) for s, _ in _statements(d.body, True)
                      if isinstance(s, ir.NodeStmt) and isinstance(s.node, ir.Call)
                      and s.node.name in program.definitions]
+              + ([(d.alias.name, d.alias.span)] if d.alias is not None else [])
               for name, d in program.definitions.items()}
     functions = {name: [(n.func, n.span) for e in (*[p.default for p in f.params if p.default is not None],
                                                   *[let.value for let in f.lets], f.result)
