@@ -33,7 +33,7 @@ NETWORKS = [str(p) for p in ZOO if _defines_a_network(p)] + [f"{f}::{n}" for f, 
 
 
 def golden_name(spec: str, suffix: str) -> str:
-    """specs/lenet.arch -> summary/lenet.<suffix>; specs/torchvision/vgg.arch::vgg11 -> summary/torchvision/vgg11.<suffix>"""
+    """specs/lenet.arch -> summary/lenet.<suffix>; specs/torchvision/vgg.arch::vgg11 -> summary/torchvision/vgg11.*"""
     if "::" in spec:
         return f"summary/torchvision/{spec.split('::')[1]}.{suffix}"
     return "summary/" + spec.removeprefix("specs/").removesuffix(".arch") + "." + suffix
