@@ -12,6 +12,7 @@ never a hang. Runs are derandomized so CI sees the same examples every time.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.cli import main
+from archspec.codegen import source_of
 from archspec.errors import Diagnostic
 from archspec.parse import parser
 
@@ -249,14 +251,17 @@ def check_mutant(zoo: Path, rel: str, text: str) -> list[dict]:
 
 
 def _check_api(target: Path, text: str) -> None:
-    """archspec.load, or loads where no import needs the file's folder: a Spec or an ArchError."""
+    """archspec.load, or loads where no import needs the file's folder: a Spec or an ArchError; and a
+    spec that checks gives Python source that parses (a name that broke the generated file once)."""
     try:
         if "import" in text:
-            archspec.load(str(target))
+            spec = archspec.load(str(target))
         else:
-            archspec.loads(text, name=str(target))
+            spec = archspec.loads(text, name=str(target))
     except archspec.ArchError as exc:
         _well_formed([_as_dict(d) for d in exc.diagnostics])
+        return
+    ast.parse(source_of(spec))
 
 
 def _run(argv: list[str]) -> tuple[int, str]:

@@ -278,3 +278,28 @@ def test_example_port_torchvision_weights():
                           text=True, cwd=ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "max abs difference" in done.stdout
+
+
+def test_names_first_then_order_and_never_a_guess(tmp_path):
+    """Tensors the network names are taken by name; the rest by order, unless a state_dict's order alone
+    would decide between two tensors of the same shape."""
+    from archspec.errors import ArchError
+
+    spec = archspec.loads("network twins() { input [8, 6, 6]  a = conv2d(8, kernel=3, padding=1)  "
+                          "b = conv2d(8, kernel=3, padding=1)  flatten  fc = linear(4) }")
+    target = spec.to_torch(seed=1)
+    source = spec.to_torch(seed=2).state_dict()
+    renamed = {("first." + k[2:] if k.startswith("a.") else "second." + k[2:] if k.startswith("b.") else k): v
+               for k, v in source.items()}
+    with pytest.raises(ArchError) as exc:
+        port_weights(target, renamed, torch.zeros(2, 8, 6, 6))
+    d = exc.value.diagnostics[0]
+    assert d.code == "E601" and "cannot port by order" in d.message and "of the same shape [8, 8, 3, 3]" in d.message
+    # with the names (in any order) nothing is left to guess
+    shuffled = dict(reversed(list(source.items())))
+    state = port_weights(target, shuffled, torch.zeros(2, 8, 6, 6))
+    assert all(torch.equal(state[k], source[k]) for k in source)
+    # one name kept: the other pair is no longer ambiguous, and goes by order
+    half = {("a." + k[6:] if k.startswith("first.") else k): v for k, v in renamed.items()}
+    state = port_weights(target, half, torch.zeros(2, 8, 6, 6))
+    assert torch.equal(state["b.weight"], source["b.weight"]) and torch.equal(state["a.weight"], source["a.weight"])

@@ -201,13 +201,16 @@ def _stateful_in_order(module: torch.nn.Module, example: torch.Tensor) -> list[t
 
 def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, torch.Tensor] | str,
                  example: torch.Tensor | None = None, where: str = "<source>") -> dict[str, torch.Tensor]:
-    """Map a source's parameters and buffers onto `target` in execution order, checking every shape.
+    """Map a source's parameters and buffers onto `target`, checking every shape: by name first, where a
+    name is the target's and the shapes agree, then the rest in execution order.
 
     `target` is a module built from a spec (`spec.to_torch()`, or the class of a compiled `.py`);
     `source` is a torch module, a state_dict, or the path of a checkpoint file. `example` is an
     input that runs both, to find the execution order; by default a batch of 2 of the spec's
-    input shape (the `INPUT_SHAPE` of the generated source). Returns the target's new state_dict
-    (also loaded into `target`); raises E601 at the first mismatch.
+    input shape (the `INPUT_SHAPE` of the generated source). A state_dict has no execution order,
+    only the order it holds its tensors in: where that order alone would have to pair tensors of
+    equal shape, the pairing is a guess, and it is refused (E601) rather than made. Returns the
+    target's new state_dict (also loaded into `target`); raises E601 at the first mismatch.
     """
     if example is None:
         example = _default_example(target)
@@ -215,20 +218,20 @@ def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, to
         where = source
         source, _ = read_checkpoint(source, state_bytes(target))
     ours = _stateful_in_order(target, example)
-    how = "the tensors are matched in execution order"
-    if isinstance(source, torch.nn.Module):
+    how = "tensors are matched by name where the names agree, the rest in execution order"
+    ordered = isinstance(source, torch.nn.Module)
+    if ordered:
         theirs = _stateful_in_order(source, example)
     else:
-        how = ("a state_dict's tensors are taken in the order it holds them (a safetensors file sorts "
-               "them by name), the network's in execution order; port from the source module instead")
-        own_keys = set(k for k, _ in ours)
-        if set(source) == own_keys:  # same names: no mapping needed
-            theirs = [(k, source[k]) for k, _ in ours]
-        else:
-            theirs = list(source.items())
+        how = ("tensors are matched by name where the names agree; the rest of a state_dict in the order it holds "
+               "them (a safetensors file sorts them by name), the network's in execution order")
+        theirs = list(source.items())
+    named, ours, theirs = _by_name(ours, theirs)
+    if not ordered:
+        _refuse_ambiguous(ours, theirs, where)
     count = (f"the source has {len(theirs)} parameter and buffer tensors, the network {len(ours)}"
              if len(theirs) != len(ours) else "")
-    mapped = {}
+    mapped = dict(named)
     for (k, v), (sk, sv) in zip(ours, theirs):
         if v.shape != sv.shape:
             raise error("E601", f"cannot port: `{sk}` {list(sv.shape)} does not fit `{k}` {list(v.shape)}",
@@ -241,6 +244,28 @@ def port_weights(target: torch.nn.Module, source: torch.nn.Module | dict[str, to
                     Span(where), how)
     fit(target, mapped, where)
     return target.state_dict()
+
+
+def _by_name(ours: list, theirs: list) -> tuple[dict, list, list]:
+    """The tensors whose names both sides have, with the same shape, paired; and the rest of each side."""
+    mine = dict(ours)
+    named = {k: v.detach().clone() for k, v in theirs if k in mine and mine[k].shape == v.shape}
+    return named, [(k, v) for k, v in ours if k not in named], [(k, v) for k, v in theirs if k not in named]
+
+
+def _refuse_ambiguous(ours: list, theirs: list, where: str) -> None:
+    """Refuse to pair by a state_dict's order where tensors of equal shape would be told apart by it alone."""
+    for side, tensors in (("the network", ours), ("the checkpoint", theirs)):
+        seen: dict[tuple, str] = {}
+        for k, v in tensors:
+            shape = tuple(v.shape)
+            if shape in seen and len(ours) > 1 and len(theirs) > 1:
+                raise error("E601", f"cannot port by order: {side} has `{seen[shape]}` and `{k}` of the same shape "
+                                    f"{list(shape)} left without a partner of the same name, so the order of a "
+                                    "state_dict alone would decide which is which", Span(where),
+                            "port from the source module (its execution order decides), or rename the "
+                            "checkpoint's tensors to the network's names")
+            seen.setdefault(shape, k)
 
 
 def _default_example(target: torch.nn.Module) -> torch.Tensor:
