@@ -35,8 +35,8 @@ from archspec.loader import load_file
 from archspec.passes import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY_FILES = {"specs/alexnet.arch", "specs/vgg_small.arch", "specs/vgg11.arch", "specs/torchvision/vgg.arch",
-               "specs/torchvision/resnet.arch"}
+HEAVY_FILES = {"specs/alexnet.arch", "specs/vgg_small.arch", "specs/vgg11.arch", "specs/unet.arch",
+               "specs/torchvision/vgg.arch", "specs/torchvision/resnet.arch"}
 # The torchvision networks compiled here; tests/test_torchvision.py compiles one of each family.
 TORCHVISION = [("specs/torchvision/vgg.arch", "vgg11"), ("specs/torchvision/resnet.arch", "resnet18"),
                ("specs/torchvision/resnet.arch", "resnet50"), ("specs/torchvision/resnet.arch", "resnext50_32x4d")]
