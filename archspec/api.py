@@ -95,6 +95,12 @@ def _batch(batch: Any) -> int:
 
 
 def _literal(v: Any, key: str) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        from .render import _string
+
+        return _string(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

@@ -29,6 +29,12 @@ def _wrap(e: ir.Expr, at_least: int) -> str:
     return f"({text})" if level < at_least else text
 
 
+def _string(value: str) -> str:
+    """A string as the language writes it: quotes and backslashes escaped, line breaks as \\n."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + escaped.replace("{", "\\{").replace("}", "\\}") + '"'
+
+
 def _num(e: ir.Num) -> tuple[str, int]:
     return repr(e.value), _LEVEL["atom"]
 
@@ -74,6 +80,9 @@ def _args(args: tuple[ir.Arg, ...]) -> str:
 _RENDER: dict[type, Callable[..., tuple[str, int]]] = {
     ir.Num: _num,
     ir.Bool: lambda e: ("true" if e.value else "false", _LEVEL["atom"]),
+    ir.Str: lambda e: (_string(e.value), _LEVEL["atom"]),
+    ir.NoneLit: lambda e: ("none", _LEVEL["atom"]),
+    ir.Ref: lambda e: ("@" + e.name + (f"{{{render_expr(e.index)}}}" if e.index is not None else ""), _LEVEL["atom"]),
     ir.Name: lambda e: (e.id, _LEVEL["atom"]),
     ir.ListExpr: lambda e: (f"[{_items(e.items)}]", _LEVEL["atom"]),
     ir.TupleExpr: _tuple,

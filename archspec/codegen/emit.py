@@ -39,9 +39,7 @@ def constructor(node: ir.GNode, graph: ir.Graph, scope: Scope, dims: tuple[Sym, 
     x = graph.nodes[node.inputs[0]].out_shape if node.inputs else ()
     a = node.args
     if node.op == "param":
-        from ..layers.tensor import param_init
-
-        return f"nn.Parameter({param_init(a)})", False
+        return _param(node, scope)
     parts: list[str] = []
     tainted = False
     for key, value in layer.inferred(shaped_args(node, graph), x).items():
@@ -62,10 +60,48 @@ def constructor(node: ir.GNode, graph: ir.Graph, scope: Scope, dims: tuple[Sym, 
         if v == default_of(layer, arg, a):
             continue
         shown = arg.to_torch(v) if arg.to_torch else v
-        parts.append(f"{name}={py_value(shown) if arg.keep_pair else literal(shown)}")
+        constant = _constant(exprs.get(arg.name)) if isinstance(v, float) and arg.to_torch is None else None
+        parts.append(f"{name}={constant or (py_value(shown) if arg.keep_pair else literal(shown))}")
     if inplace:
         parts.append("inplace=True")
     return f"{layer.module_class(a)}({', '.join(parts)})", tainted
+
+
+def _param(node: ir.GNode, scope: Scope) -> tuple[str, bool]:
+    """`nn.Parameter(torch.full([dim, 1, 1], layer_scale))`: its shape and value in the class's terms."""
+    from ..layers.tensor import param_init
+
+    a = node.args
+    exprs, env = node.source or ({}, {})
+    shape = render(exprs["shape"], env, scope) if "shape" in exprs else Sym("")
+    value = render(exprs[a["init"] == "normal" and "std" or "value"], env, scope) \
+        if (("std" if a["init"] == "normal" else "value") in exprs) else Sym("")
+    if not (shape.symbolic or value.symbolic) or shape.tainted or value.tainted:
+        return f"nn.Parameter({param_init(a)})", False
+    dims = scope.write(shape) if shape.symbolic else py_value(list(a["shape"]))
+    if a["init"] in ("zeros", "ones"):
+        return f"nn.Parameter(torch.{a['init']}({dims}))", False
+    number = scope.write(value) if value.symbolic else py_value(float(a["value" if a["init"] == "constant" else "std"]))
+    if a["init"] == "constant":
+        return f"nn.Parameter(torch.full({dims}, {number}))", False
+    return f"nn.Parameter(torch.randn({dims}) * {number})", False
+
+
+def _constant(e) -> str | None:
+    """A float written as arithmetic on numbers (`1 - 0.9997`): that text, where its value would be long
+    (0.00029999999999996696); None otherwise."""
+    from ..render import render_expr
+
+    def numbers_only(x) -> bool:
+        if isinstance(x, ir.Num):
+            return True
+        if isinstance(x, ir.BinOp):
+            return numbers_only(x.left) and numbers_only(x.right)
+        return isinstance(x, ir.UnaryOp) and numbers_only(x.operand)
+
+    if e is None or isinstance(e, ir.Num) or not numbers_only(e):
+        return None
+    return render_expr(e)
 
 
 def _inferred(key: str, value: Any, x: tuple, dims: tuple[Sym, Sym]) -> Sym:

@@ -72,6 +72,7 @@ class Generator:
         self.by_text: dict[tuple[str, str], _Class] = {}
         self.helpers: set[str] = set()
         self.functions_used: set[str] = set()
+        self.ordered_dict = False  # a Sequential of named modules was written: import OrderedDict
 
     # -- the file ------------------------------------------------------------------------------
     def run(self) -> str:
@@ -117,7 +118,7 @@ class Generator:
 
     def _render(self, root: _Class) -> str:
         uses_torch = any("torch." in line for cls in self.classes for line in cls.body) or bool(self.helpers)
-        lines = _header(self.net, root.name, self.sha, uses_torch, "math" in self.functions_used)
+        lines = _header(self.net, root.name, self.sha, uses_torch, "math" in self.functions_used, self.ordered_dict)
         for name in helpers.needed(self.helpers):
             lines += ["", "", *helpers.source(name).split("\n")]
         for name in sorted(self.functions_used - {"math"}):
@@ -145,10 +146,11 @@ class Generator:
                      *[f"        {_indent(t, '        ')}," for t in items], "    )"]
             return _with_locals(lines, scope, before=1), "nn.Sequential", tainted
         init = ["def __init__(self) -> None:", "    super().__init__()"]
+        uses = _uses(g)
         for n in g.nodes:
             if not _has_module(n, g):
                 continue
-            text, t = self._item(n, g, scope, dims, inplace=False)
+            text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g) and uses[n.inputs[0]] == 1)
             tainted |= t
             if n.kind == "layer" and n.op == "param":
                 init.append("    " + (f"self.{n.segment} = {text}" if _plain(n.segment) else
@@ -181,10 +183,14 @@ class Generator:
         """A block or named container: an nn.Sequential written in place, or a call of its (shared) class."""
         entry = dims[n.inputs[0]]
         inner = self._inner_scope(n, scope, entry)
-        if _is_chain(n.body):
+        if _is_chain(n.body, named=True):
             items, _ = self._chain_items(n.body, inner, self._dims(n.body, inner, _entry_dims(n.body, inner)))
             self.functions_used |= inner.functions
             scope.used |= inner.used  # written in place: what it reads, its parent reads
+            if any(c.label is not None for c in n.body.nodes[1:]):  # torchvision's Sequential(OrderedDict(...))
+                self.ordered_dict = True
+                names = [c.segment for c in n.body.nodes[1:]]
+                return _Made(None, text=_sequential_named(names, items))
             return _Made(None, text=_sequential(items))
         params = self._class_params(n)
         first = n.body.nodes[n.body.inputs[0]].out_shape
@@ -234,8 +240,8 @@ class Generator:
                 names[p] = render(exprs[p], env, scope) if p in exprs else literal(value)
         inner = Scope(names)
         inner.functions = scope.functions
-        if n.kind == "group":
-            inner.locals, inner.taken = scope.locals, scope.taken  # its lets are the block's
+        if n.kind == "group":  # part of the same class: its lets and what it reads are the block's
+            inner.locals, inner.taken, inner.used = scope.locals, scope.taken, scope.used
         return inner
 
     def _argument(self, n: ir.GNode, p: str, scope: Scope, entry: tuple[Sym, Sym]) -> str | None:
@@ -325,6 +331,17 @@ class Generator:
             return ins[0] if tuple(x) == tuple(y) else _taint(lit, symbolic_in)
         if n.op in SAME_CHANNELS:
             return (ins[0][0], lit[1])
+        if n.op in ("permute", "transpose") and len(x) >= 1:  # ConvNeXt's channels-last layout, and back
+            order = list(range(len(x)))
+            if n.op == "permute":
+                order = [d % len(x) for d in n.args["dims"]]
+            else:
+                a, b = n.args["dim0"] % len(x), n.args["dim1"] % len(x)
+                order[a], order[b] = order[b], order[a]
+
+            def pick(k: int) -> Sym:
+                return ins[0][0] if k == 0 else ins[0][1] if k == len(x) - 1 else literal(x[k])
+            return (pick(order[0]), pick(order[-1]))
         if n.op == "flatten" and len(y) == 1 and (ins[0][0].symbolic or ins[0][0].tainted):
             rest = 1
             for d in x[1:]:
@@ -354,6 +371,7 @@ class _Forward:
         self.total = dict(self.left)  # all uses, per node: a tensor read twice is never overwritten
         self.lines: list[str] = []
         self.fresh: set[int] = set()  # nodes whose value is a new tensor nothing else holds
+        self.labelled: set[str] = set()  # variables named after a node the spec names
 
     def signature(self) -> str:
         args = ", ".join(f"{self.var[i]}: torch.Tensor" for i in self.g.inputs)
@@ -407,6 +425,8 @@ class _Forward:
             return
         reads_fresh = n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1
         uses = self.left[i]
+        if n.kind == "layer":  # a call such as channel_shuffle(x, 2) needs its def (functions: lower case)
+            self.gen.helpers.update(h for h in LAYERS[n.op].helpers if h[0].islower())
         if n.kind == "layer" and takes_tensors(n):
             expr = functional(n, ins[0], extra=ins[1:])
         elif n.kind == "layer" and not _has_module(n, g):
@@ -418,8 +438,11 @@ class _Forward:
                 and i in nxt.inputs:
             self.var[i] = expr  # an operand of the sum that follows: written inside it (`out += self.down(x)`)
             return
-        reuse = last[0] and ins[0].isidentifier() and (n.label is None or uses <= 1)
-        target = ins[0] if reuse else self._new(n.label if uses > 1 else None)
+        # A variable named after a node the spec names is not taken over by a node of another name
+        # (`expand3x3 = ...`, not `squeeze_activation = self.expand3x3(...)`).
+        named = ins[0] in self.labelled and n.label is not None
+        reuse = last[0] and ins[0].isidentifier() and (n.label is None or uses <= 1) and not named
+        target = ins[0] if reuse else self._new(n.label if uses > 1 or named else None)
         if expr != target:
             self.lines.append(f"{target} = {expr}")
         self.var[i] = target
@@ -427,9 +450,19 @@ class _Forward:
             self.fresh.add(i)
 
     def _new(self, label: str | None) -> str:
-        return self.names.create(label or ("out" if "out" not in self.names else "branch"), "value")
+        name = self.names.create(label or ("out" if "out" not in self.names else "branch"), "value")
+        if label:
+            self.labelled.add(name)
+        return name
 
     def _combine(self, i: int, n: ir.GNode, ins: list[str], last: list[bool]) -> None:
+        if len(ins) == 1:  # an add or concat left with one branch (an `if` took the other): its input
+            self.var[i] = ins[0]
+            self.left[n.inputs[0]] += self.left[i]
+            self.total[n.inputs[0]] += self.total[i] - 1
+            if n.inputs[0] in self.fresh:
+                self.fresh.add(i)
+            return
         reusable = last[0] and ins[0].isidentifier() and ins[0] not in ins[1:]
         if n.op == "add" and len(ins) > 1 and reusable and n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1:
             for other in ins[1:]:  # torchvision's `out += identity`
@@ -497,12 +530,13 @@ def _has_module(n: ir.GNode, g: ir.Graph) -> bool:
     return n.label is not None or not stateless(n, g)
 
 
-def _is_chain(g: ir.Graph) -> bool:
-    """A plain chain of unnamed modules, each reading the one before: an nn.Sequential."""
-    if len(g.inputs) != 1 or len(g.outputs) != 1 or len(g.nodes) < 2:
+def _is_chain(g: ir.Graph, named: bool = False) -> bool:
+    """A plain chain of modules, each reading the one before: an nn.Sequential (of named modules too where
+    `named`: an OrderedDict's, as torchvision writes DenseNet's features)."""
+    if len(g.inputs) != 1 or len(g.outputs) != 1 or len(g.nodes) < 2 or g.training:
         return False
     for i, n in enumerate(g.nodes[1:], start=1):
-        if n.kind not in ("layer", "block", "group") or n.label is not None or n.inputs != (i - 1,):
+        if n.kind not in ("layer", "block", "group") or (n.label is not None and not named) or n.inputs != (i - 1,):
             return False
         if n.kind == "layer" and (n.op == "param" or takes_tensors(n)):
             return False
@@ -594,6 +628,11 @@ def _sequential(items: list[str]) -> str:
     return "nn.Sequential(\n" + "".join(f"    {_indent(i, '    ')},\n" for i in items) + ")"
 
 
+def _sequential_named(names: list[str], items: list[str]) -> str:
+    pairs = "".join(f"    ({py_string(k)}, {_indent(v, '    ')}),\n" for k, v in zip(names, items))
+    return f"nn.Sequential(OrderedDict([\n{pairs}]))"
+
+
 def _call(name: str, args: list[str]) -> str:
     one = f"{name}({', '.join(args)})"
     if len(one) <= 90:
@@ -673,7 +712,8 @@ def spec_hash(sources: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool, uses_math: bool) -> list[str]:
+def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool, uses_math: bool,
+            ordered: bool = False) -> list[str]:
     overrides = ", ".join(f"{k}={v}" for k, v in net.overrides.items()) or "none"
     outputs = ", ".join(f"{name} {show_shape(['N', *net.graph.nodes[i].out_shape])}" for name, i in net.graph.outputs) \
         if len(net.graph.outputs) > 1 else show_shape(["N", *net.out_shape])
@@ -693,7 +733,9 @@ def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool, uses_m
         *lines[1:],
         '"""',
         "",
-        *(["import math", ""] if uses_math else []),
+        *(["import math"] if uses_math else []),
+        *(["from collections import OrderedDict"] if ordered else []),
+        *([""] if uses_math or ordered else []),
         *(["import torch"] if uses_torch else []),
         "from torch import nn",
         "",

@@ -160,7 +160,7 @@ def _render(e: ir.Expr, env: dict, scope: Scope) -> Sym:
         sym, taint = _join(*parts)
         if not (sym or taint):
             return Sym("")
-        values = [_evaluated(x, env) for x in (e.first, *e.rest)]
+        values = [_evaluated(x, env) for p, x in zip(parts, (e.first, *e.rest)) if not (p.symbolic or p.tainted)]
         if any(isinstance(v, (list, tuple)) for v in values):  # the language compares lists and tuples alike
             return Sym("", False, True)
         texts = [_wrap(_full(p, x, env), 5) for p, x in zip(parts, (e.first, *e.rest))]

@@ -57,9 +57,13 @@ class _Stop(ArchError):
     """A limit was hit, or too much is wrong: stop expanding, with every diagnostic so far."""
 
 
+ONE = (1, 1, 1, 1)  # the receptive field of an input: itself (ints until upsampling makes a fraction)
+
+
 @dataclass
 class _Run:
     program: Program
+    whole: tuple = ONE  # the field of a layer that sees the whole input (linear, adaptive pools)
     steps: int = 0
     depth: int = 0
     asserts: list = field(default_factory=list)
@@ -154,6 +158,8 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     b = _Body("")
     inputs = [s for s in body.body if isinstance(s, ir.Input)]
     first_span = _inputs(body, inputs, env, overrides, b)
+    first = b.nodes[b.inputs[0]].out_shape
+    run.whole = (first[1], first[2], 1, 1) if len(first) >= 3 else (first[1] if len(first) > 1 else 1, 1, 1, 1)
     env["@"] = b.names
     _Walker(run, b).chain(body.body, env, b.inputs[0])
     if run.problems:
@@ -168,6 +174,13 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
         span=d.span, name=d.name, file=program.root, input_shape=graph.nodes[graph.inputs[0]].out_shape,
         input_span=first_span, graph=graph, overrides=canonical, arguments=arguments,
         asserts=tuple(run.asserts), warnings=(), batch=overrides.batch, variant=tuple(steps))
+
+
+def _largest(rfs: list) -> tuple:
+    """The receptive field of a node with several inputs: the largest size and jump among them."""
+    if len(rfs) == 1:
+        return rfs[0]
+    return tuple(max(r[k] for r in rfs) for k in range(4))
 
 
 def _variant(d: ir.Definition, env: dict, program: Program) -> tuple[ir.Definition, dict, list]:
@@ -221,7 +234,7 @@ def _inputs(d: ir.Definition, inputs: list[ir.Input], env: dict, overrides: Over
                 raise error("E302", "`input` needs at least one dimension, such as `input [3, 224, 224]`", stmt.span)
         name = stmt.name or "input"
         node = ir.GNode.model_construct(span=stmt.span, kind="input", op=name, out_shape=shape,
-                                        activation_bytes=BYTES * prod(shape))
+                                        activation_bytes=BYTES * prod(shape), rf=ONE)
         i = b.add(node)
         b.inputs.append(i)
         b.names[name] = i
@@ -294,7 +307,7 @@ class _Walker:
         except (_Failed, Poisoned):
             pass
         if isinstance(s, ir.Let):  # what reads the name later is skipped, not reported again
-            env[s.name] = POISONED
+            rebind(env, s.name, POISONED)
         elif isinstance(s, ir.For):
             for name in _targets(s.target):
                 env.setdefault(name, POISONED)
@@ -334,11 +347,13 @@ class _Walker:
         if isinstance(s, ir.If):
             return self._walk(s.body if evaluate(s.test, env) else s.orelse, env, cur, out)
         if isinstance(s, ir.Let):
-            env[s.name] = evaluate(s.value, env)
-            env[LETS] = {**env.get(LETS, {}), s.name: (s.value, dict(env))}  # where it came from, for codegen
+            at = snapshot(env)  # the env its expression read: where it came from, for codegen
+            value = evaluate(s.value, env)
+            env[LETS] = {**env.get(LETS, {}), s.name: (s.value, at)}
+            rebind(env, s.name, value)  # after LETS: the next snapshot holds both
             return cur
         if isinstance(s, ir.Assert):
-            self.run.asserts.append((s, dict(env)))  # checked after shape inference, when results are known
+            self.run.asserts.append((s, snapshot(env)))  # checked after shape inference, when results are known
             return cur
         if isinstance(s, ir.Output):
             self._output(s, env, cur)
@@ -416,7 +431,8 @@ class _Walker:
             raise ArchError(Diagnostic(p.code, p.message, getattr(p, "span", None) or c.span, p.notes)) from None
         node = ir.GNode.model_construct(span=c.span, kind="combine", op=c.kind, args={"dim": dim} if c.kind ==
                                         "concat" else {}, inputs=tuple(outs), out_shape=shape, batched=batched,
-                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0)
+                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0,
+                                        rf=_largest([b.nodes[i].rf for i in outs]))
         return b.add(node)
 
     def _group(self, c: ir.Container, label: str, lspan: Span | None, env: dict, cur: int) -> int:
@@ -426,7 +442,8 @@ class _Walker:
         seg, path = self.b.segment(label, lspan or c.span)
         inner = _Body(path)
         x = self._entry(inner, cur, c.span)
-        scoped = {**env, "@": inner.names}
+        scoped = {k: v for k, v in env.items() if k != SNAP}
+        scoped["@"] = inner.names
         walker = _Walker(self.run, inner)
         if c.kind == "seq":
             y = walker.chain(c.body, scoped, x)
@@ -442,7 +459,7 @@ class _Walker:
     def _entry(self, inner: _Body, cur: int, span: Span) -> int:
         node = self.b.nodes[cur]
         i = inner.add(ir.GNode.model_construct(span=span, kind="input", op="x", out_shape=node.out_shape,
-                                               batched=node.batched))
+                                               batched=node.batched, rf=node.rf))
         inner.inputs.append(i)
         return i
 
@@ -457,7 +474,7 @@ class _Walker:
             span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
             label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
             batched=out.batched, params=sum(n.params for n in inside), macs=sum(n.macs for n in inside),
-            activation_bytes=sum(n.activation_bytes for n in inside))
+            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf)
         return self.b.add(node)
 
     def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
@@ -482,11 +499,16 @@ class _Walker:
         if any(n > MAX_DIM for n in y) or prod(y) > MAX_DIM * 16:
             raise error("E408", f"{c.name}: output shape {list(y)} is absurdly large", c.span)
         seg, path = self.b.segment(label, lspan or c.span)
+        rf = ONE
+        if layer.sources:
+            rf = _largest([self.b.nodes[i].rf for i in inputs])
+            if layer.rf is not None:
+                rf = layer.rf(shaped, x, rf, self.run.whole)
         node = ir.GNode.model_construct(
             span=c.span, kind="layer", op=c.name, args=args, written=written, positional=_positional(c),
             inputs=inputs, label=label, label_span=lspan, path=path, segment=seg, out_shape=tuple(y),
             batched=bool(layer.sources), params=params, macs=macs,
-            activation_bytes=0 if c.name == "identity" else BYTES * prod(y), source=self._source)
+            activation_bytes=0 if c.name == "identity" else BYTES * prod(y), source=self._source, rf=rf)
         return self._name(label, self.b.add(node))
 
     def _arguments(self, c: ir.Call, layer, env: dict) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Span]]:
@@ -598,7 +620,25 @@ def _source(c: ir.Call, names: list[str], env: dict) -> tuple[dict[str, ir.Expr]
         key = a.name if a.name is not None else next(positional, None)
         if key is not None:
             exprs[key] = a.value
-    return exprs, dict(env)  # a snapshot: loops rebind names in place
+    return exprs, snapshot(env)
+
+
+SNAP = "#snapshot"
+
+
+def snapshot(env: dict) -> dict:
+    """A frozen copy of `env` for provenance, shared by every node made until a name is bound again
+    (then `rebind` drops it): a copy per binding, not per node."""
+    snap = env.get(SNAP)
+    if snap is None:
+        snap = {k: v for k, v in env.items() if k != SNAP}
+        env[SNAP] = snap
+    return snap
+
+
+def rebind(env: dict, name: str, value: Any) -> None:
+    env[name] = value
+    env.pop(SNAP, None)
 
 
 def _choices(a) -> tuple[str, ...]:
@@ -615,7 +655,7 @@ def _targets(t: ir.Target) -> list[str]:
 
 def _assign(t: ir.Target, v: Any, env: dict) -> None:
     if isinstance(t, ir.NameTarget):
-        env[t.id] = v
+        rebind(env, t.id, v)
         if t.id in env.get(LETS, {}):  # a loop variable now: no `let` gives its value any more
             env[LETS] = {k: x for k, x in env[LETS].items() if k != t.id}
         return
