@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 from typing import Any, Callable
 
 from . import __version__
@@ -166,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
     COMMANDS.update({"train": cmd_train, "data": cmd_data})
+    from .tools import modules  # fmt, diff, graph, report, lsp: one module each
+
+    for tool in modules():
+        tool.add_parser(sub)
+        COMMANDS[tool.__name__.rsplit(".", 1)[-1]] = tool.run
     return top
 
 
@@ -298,16 +304,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             diags += exc.diagnostics
             continue
         nets = [n for n in program.own if program.definitions[n].kind == "network"]
+        found: dict[Diagnostic, list[str]] = {}  # one problem of several networks is shown once, naming them
         for name in nets:
             try:
                 spec = build(program, sources, name, ov)
             except ArchError as exc:
-                diags += exc.diagnostics
+                for d in exc.diagnostics:
+                    found.setdefault(d, []).append(name)
                 continue
             except RecursionError:
                 diags.append(Diagnostic("E005", "the spec is nested too deeply to analyse", Span(path), io=True))
                 continue
-            diags += spec.warnings
+            for d in spec.warnings:
+                found.setdefault(d, []).append(name)
             if args.werror and spec.warnings:
                 n = len(spec.warnings)
                 lines.append(f"{path}: {name}: failed, {n} warning{'s' * (n != 1)} treated as errors (--werror)")
@@ -315,6 +324,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                 lines.append(one_line(spec.network))
             entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
                                       "output_shape": [1, *spec.output_shape]})
+        for d, names in found.items():
+            if len(nets) > 1:
+                which = ", ".join(f"`{n}`" for n in names)
+                d = replace(d, notes=(*d.notes, f"checking network{'s' * (len(names) > 1)} {which}"))
+            diags.append(d)
         if not nets:
             blocks = sum(1 for n in program.own if program.definitions[n].kind == "block")
             lines.append(f"{path}: ok, {blocks} block{'s' * (blocks != 1)} and no network")

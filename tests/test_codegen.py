@@ -209,7 +209,10 @@ def test_one_sgd_step_lowers_the_loss(name):
     module = copy.deepcopy(module_of(name)).train()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, *training_input(name), generator=g)
-    y = torch.randint(0, spec.output_shape[0], (4,), generator=g)
+    with torch.no_grad():
+        out = module.eval()(x).shape[2:]  # a dense output (U-Net): a class per pixel
+    module.train()
+    y = torch.randint(0, spec.output_shape[0], (4, *out), generator=g)
 
     def loss() -> torch.Tensor:
         with torch.random.fork_rng(devices=[]):

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LATER = ("vit_", "swin_", "maxvit_")  # transformers: another issue's
 BUILDERS = [n for n in torchvision.models.list_models(module=torchvision.models) if not n.startswith(LATER)]
 HEAVY = 60_000_000  # parameters above which a network is checked on the meta device only
-INPUT = {"inception_v3": (3, 128, 160), "googlenet": (3, 96, 128)}  # default (3, 96, 128): non-square
+INPUT = {"inception_v3": (3, 299, 320), "googlenet": (3, 96, 128)}  # default (3, 96, 128): non-square
 DEFAULT_INPUT = (3, 96, 128)
 
 

@@ -31,7 +31,7 @@ from ..names import Namespace, attribute, camel, set_attribute
 from ..summary import show_shape
 from . import helpers
 from .emit import constructor, functional, stateless, takes_tensors
-from .symbolic import Scope, Sym, exposable, functions_of, literal, param, python_function, render, total
+from .symbolic import Scope, Sym, divided, exposable, functions_of, literal, param, python_function, render, total
 
 IN = "#in"  # a scope's name for the channels of the tensor reaching the body (no spec name can be this)
 LINE_LENGTH = 120  # the project's (pyproject.toml); longer lines are wrapped as a formatter would
@@ -56,6 +56,7 @@ class _Made:
     call: str | None  # the class (`Bottleneck`), or None when `text` is the whole expression (nn.Sequential)
     params: list[str] = field(default_factory=list)
     text: str = ""
+    tainted: bool = False  # it reads a value the enclosing class cannot write in its parameters
 
 
 class Generator:
@@ -116,13 +117,27 @@ class Generator:
             inner, d = nxt, target
         return inner
 
+    def _functions(self) -> dict[str, str]:
+        """The user functions the classes call, and those they call in turn (`math` included)."""
+        written: dict[str, str] = {}
+        todo = sorted(self.functions_used - {"math"})
+        while todo:
+            name = todo.pop()
+            if name in written:
+                continue
+            written[name], calls = python_function(self.functions[name], name)
+            self.functions_used |= calls
+            todo += sorted(calls - {"math"} - written.keys())
+        return {name: written[name] for name in sorted(written)}
+
     def _render(self, root: _Class) -> str:
+        functions = self._functions()
         uses_torch = any("torch." in line for cls in self.classes for line in cls.body) or bool(self.helpers)
         lines = _header(self.net, root.name, self.sha, uses_torch, "math" in self.functions_used, self.ordered_dict)
         for name in helpers.needed(self.helpers):
             lines += ["", "", *helpers.source(name).split("\n")]
-        for name in sorted(self.functions_used - {"math"}):
-            lines += ["", "", *python_function(self.functions[name], name).split("\n")]
+        for text in functions.values():
+            lines += ["", "", *text.split("\n")]
         for cls in self.classes:
             lines += ["", "", f"class {cls.name}({cls.base}):", f'    """{escape(cls.doc)}"""', ""]
             if cls.params:
@@ -177,21 +192,21 @@ class Generator:
             self.helpers.update(layer.helpers)
             return constructor(n, g, scope, dims[n.inputs[0]] if n.inputs else _literal_dims(()), inplace)
         made = self._module(n, g, scope, dims)
-        return (made.text if made.call is None else _call(made.call, made.params)), False
+        return (made.text if made.call is None else _call(made.call, made.params)), made.tainted
 
     def _module(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list) -> _Made:
         """A block or named container: an nn.Sequential written in place, or a call of its (shared) class."""
         entry = dims[n.inputs[0]]
         inner = self._inner_scope(n, scope, entry)
         if _is_chain(n.body, named=True):
-            items, _ = self._chain_items(n.body, inner, self._dims(n.body, inner, _entry_dims(n.body, inner)))
+            items, tainted = self._chain_items(n.body, inner, self._dims(n.body, inner, _entry_dims(n.body, inner)))
             self.functions_used |= inner.functions
             scope.used |= inner.used  # written in place: what it reads, its parent reads
             if any(c.label is not None for c in n.body.nodes[1:]):  # torchvision's Sequential(OrderedDict(...))
                 self.ordered_dict = True
                 names = [c.segment for c in n.body.nodes[1:]]
-                return _Made(None, text=_sequential_named(names, items))
-            return _Made(None, text=_sequential(items))
+                return _Made(None, text=_sequential_named(names, items), tainted=tainted)
+            return _Made(None, text=_sequential(items), tainted=tainted)
         params = self._class_params(n)
         first = n.body.nodes[n.body.inputs[0]].out_shape
         for attempt in (params, None):  # None: every value built in, the class takes nothing
@@ -209,12 +224,13 @@ class Generator:
         self.functions_used |= cls_scope.functions
         used = [p for p in [IN, *params] if p in cls_scope.used]
         cls = self._share(n, body, base, used, py)
-        values = []
+        values, tainted = [], False
         for p in used:
-            v = self._argument(n, p, scope, entry)
+            v, t = self._argument(n, p, scope, entry)
+            tainted |= t
             if v is not None:
                 values.append(f"{py[p]}={v}")
-        return _Made(cls.name, values)
+        return _Made(cls.name, values, tainted=tainted)
 
     def _python_names(self, params: list[str]) -> dict[str, str]:
         """Python names for a class's parameters: the spec's, unless Python or the file has them."""
@@ -244,19 +260,20 @@ class Generator:
             inner.locals, inner.taken, inner.used = scope.locals, scope.taken, scope.used
         return inner
 
-    def _argument(self, n: ir.GNode, p: str, scope: Scope, entry: tuple[Sym, Sym]) -> str | None:
-        """The value a call site passes for a class parameter; None where the class's default holds."""
+    def _argument(self, n: ir.GNode, p: str, scope: Scope, entry: tuple[Sym, Sym]) -> tuple[str | None, bool]:
+        """(the value a call site passes for a class parameter, None where the class's default holds;
+        whether that value could not be written in the scope's parameters)."""
         if p == IN:
-            return scope.write(entry[0])
+            return scope.write(entry[0]), entry[0].tainted
         exprs, env = n.source or ({}, {})
         default = _default_literal(self.definitions.get(n.op), p)
         if p in exprs:
             s = render(exprs[p], env, scope)
             if s.symbolic or s.tainted or s.text != default:
-                return scope.write(s)
-            return None
+                return scope.write(s), s.tainted
+            return None, False
         value = py_value(n.args[p])
-        return None if default == value else value
+        return (None if default == value else value), False
 
     def _share(self, n: ir.GNode, body: list[str], base: str, params: list[str], py: dict[str, str]) -> _Class:
         name = camel(n.op if n.kind == "block" else n.label or n.op)
@@ -342,6 +359,10 @@ class Generator:
             def pick(k: int) -> Sym:
                 return ins[0][0] if k == 0 else ins[0][1] if k == len(x) - 1 else literal(x[k])
             return (pick(order[0]), pick(order[-1]))
+        if n.op in ("chunk", "slice") and len(x) >= 1 and n.args["dim"] % len(x) == 0:
+            part = _part_of(n.op, n.args, ins[0][0])  # ShuffleNet's halves: in_channels // 2
+            if part is not None:
+                return (part, part if len(y) == 1 else lit[1])
         if n.op == "flatten" and len(y) == 1 and (ins[0][0].symbolic or ins[0][0].tainted):
             rest = 1
             for d in x[1:]:
@@ -565,6 +586,33 @@ def _literal_dims(shape: tuple) -> tuple[Sym, Sym]:
     if not shape:
         return (literal(1), literal(1))
     return (literal(shape[0]), literal(shape[-1]))
+
+
+def _part_of(op: str, a: dict, c: Sym) -> Sym | None:
+    """The channels of a chunk or slice of `c` channels, as torch computes them for any `c`; None
+    when `c` is a number (the node's shape says it) or the part does not depend on it."""
+    if not (c.symbolic or c.tainted):
+        return None
+
+    def sym(text: str, prec: int) -> Sym:
+        return Sym(text, c.symbolic, c.tainted, prec, c.reads)
+    wrapped = c.text if c.prec >= 6 else f"({c.text})"
+    if op == "slice":
+        if a["end"] is not None:
+            return None
+        return c if a["start"] == 0 else sym(f"{c.text if c.prec >= 5 else wrapped} - {a['start']}", 5)
+    k, i = a["chunks"], a["index"]
+    if k == 1:
+        return c
+    exact = divided(c, k)
+    if exact is not None:  # equal parts: ShuffleNet's halves of `2 * (oup // 2)` channels
+        return exact
+    if i == k - 1 and k == 2:
+        return sym(f"{wrapped} // 2", 6)
+    size = f"({c.text} + {k - 1}) // {k}"  # torch.chunk: ceil(c / k) each while c lasts, so maybe fewer
+    if i == 0:
+        return sym(size, 6)
+    return sym(f"min({size}, {c.text if c.prec >= 5 else wrapped} - {i} * ({size}))", 9)
 
 
 def _taint(dims: tuple[Sym, Sym], tainted: bool) -> tuple[Sym, Sym]:

@@ -43,7 +43,7 @@ class Sym:
     tainted: bool = False
     prec: int = ATOM
     reads: frozenset = frozenset()  # the scope's names it is written in
-    terms: tuple = ()  # a sum of channels (concat): ((term text, count), ...), for `a + 3 * b`
+    terms: tuple = ()  # a sum of channels (concat): ((term text, count, precedence), ...): `a + 3 * b`
 
 
 def total(parts: list["Sym"]) -> "Sym":
@@ -51,17 +51,47 @@ def total(parts: list["Sym"]) -> "Sym":
     counts: dict[str, int] = {}
     prec: dict[str, int] = {}
     for p in parts:
-        for text, k in (p.terms or ((p.text, 1),)):
+        for text, k, level in (p.terms or ((p.text, 1, p.prec),)):
             counts[text] = counts.get(text, 0) + k
-            prec[text] = min(prec.get(text, ATOM), p.prec if not p.terms else ATOM)
-    literal_sum = sum(int(t) * k for t, k in counts.items() if t.lstrip("-").isdigit())
-    symbolic = [(t, k) for t, k in counts.items() if not t.lstrip("-").isdigit()]
-    pieces = [t if k == 1 else f"{k} * {t if prec[t] >= 6 else '(' + t + ')'}" for t, k in symbolic]
-    if literal_sum:
+            prec[text] = min(prec.get(text, ATOM), level)
+    literal_sum = sum(int(t) * k for t, k in counts.items() if _number(t))
+    symbolic = [(t, k, prec[t]) for t, k in counts.items() if not _number(t) and k]
+    pieces = [t if k == 1 else f"{k} * {t if _times_reads_whole(t, prec[t]) else '(' + t + ')'}"
+              for t, k, _ in symbolic]
+    if literal_sum or not pieces:
         pieces.append(str(literal_sum))
-        symbolic.append((str(literal_sum), 1))
-    return Sym(" + ".join(pieces), any(p.symbolic for p in parts), any(p.tainted for p in parts), 5,
+        symbolic.append((str(literal_sum), 1, ATOM))
+    level = 5 if len(pieces) > 1 else 6 if symbolic[0][1] != 1 else symbolic[0][2]
+    return Sym(" + ".join(pieces), any(p.symbolic for p in parts), any(p.tainted for p in parts), level,
                frozenset().union(*(p.reads for p in parts)), tuple(symbolic))
+
+
+def divided(s: "Sym", k: int) -> "Sym | None":
+    """`s // k` term by term when every term of the sum `s` is a multiple of k (exact, and readable:
+    `2 * (oup // 2)` in halves is `oup // 2`); None otherwise."""
+    if not s.terms or any((int(t) if _number(t) else n) % k for t, n, _ in s.terms):
+        return None
+    return total([Sym(str(int(t) // k), prec=ATOM) if _number(t) else
+                  Sym(t, s.symbolic, s.tainted, level, s.reads, ((t, n // k, level),)) for t, n, level in s.terms])
+
+
+def _times_reads_whole(text: str, prec: int) -> bool:
+    """Whether `k * text` multiplies all of `text`: an atom, or a product (`k * base * 2`), but not a
+    quotient (`k * (a // b)`, as `k * a // b` is `(k * a) // b`)."""
+    if prec != 6:
+        return prec > 6
+    import ast
+
+    node = ast.parse(text, mode="eval").body
+    while isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)):
+        if not isinstance(node.op, ast.Mult):
+            return False  # `a // b * c`: k * a // b * c would divide k * a
+        node = node.left
+    return True
+
+
+def _number(text: str) -> bool:
+    return text.lstrip("-").isdigit()
 
 
 def param(name: str, python: str | None = None) -> Sym:
@@ -354,8 +384,9 @@ def _walk(body: tuple, program, flows, structural: set[str], calls) -> None:
                         structural.update(_names(a.value))
 
 
-def python_function(f: ir.FuncDef, name: str) -> str:
-    """A user function as a Python function of the same name (its lets as local variables)."""
+def python_function(f: ir.FuncDef, name: str) -> tuple[str, set[str]]:
+    """A user function as a Python function of the same name (its lets as local variables), and
+    the functions it calls (`math` for ceil and floor), which the file must define too."""
     scope = Scope({p.name: param(p.name) for p in f.params})
     params = []
     for p in f.params:
@@ -365,7 +396,7 @@ def python_function(f: ir.FuncDef, name: str) -> str:
         lines.append(f"    {let.name} = {_expr_text(let.value, scope)}")
         scope.names[let.name] = param(let.name)
     lines.append(f"    return {_expr_text(f.result, scope)}")
-    return "\n".join(lines)
+    return "\n".join(lines), scope.functions
 
 
 def _default(e: ir.Expr) -> str:

@@ -1,0 +1,79 @@
+"""Property: a generated class's parameters are the spec's parameters.
+
+The root class of a compiled network takes the spec parameters its formulas read
+(`Densenet(growth_rate=48)`); its __init__ computes every width from them as the spec does. So
+the class built with other arguments must be, tensor for tensor, the spec checked with those
+arguments as `--set` overrides. A formula that dropped a term, or a width baked in as a number
+where the class still takes the parameter it came from, shows up here as a shape mismatch.
+
+Every network of every torchvision family file is compiled once, at its defaults; its class is
+then built on the meta device with each numeric parameter changed in turn (ints halved, floats
+halved, int lists halved element-wise), and compared with the spec at those values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import archspec
+from archspec.codegen import source_of
+from archspec.codegen.build import load_source
+from archspec.errors import ArchError
+
+ROOT = Path(__file__).resolve().parent.parent
+FAMILIES = sorted((ROOT / "specs" / "torchvision").glob("*.arch"))
+NETWORKS = [(f.name, n) for f in FAMILIES for n in re.findall(r"^network (\w+)", f.read_text(), re.M)]
+OWN = [("unet.arch", "unet"), ("resnext.arch", "resnext"), ("densenet.arch", "densenet")]
+
+
+def other(value):
+    """Another value of the same type that keeps a network valid more often than not."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value // 2 if value >= 4 else value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.25
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [v // 2 if v >= 4 else v for v in value]
+    return None
+
+
+def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def cases():
+    for file, network in [*NETWORKS, *OWN]:
+        folder = ROOT / "specs" / ("torchvision" if (file, network) in NETWORKS else "")
+        yield pytest.param(folder / file, network, id=f"{file}:{network}")
+
+
+@pytest.mark.parametrize("path, network", cases())
+def test_the_class_built_with_other_arguments_is_the_spec_set_to_them(path, network):
+    spec = archspec.load(path, network)
+    module = load_source(source_of(spec), f"params_{network}")
+    cls = getattr(module, module.MODEL)
+    tried = 0
+    for name, p in inspect.signature(cls).parameters.items():
+        alternative = other(p.default)
+        if alternative is None:
+            continue
+        try:
+            expected_spec = archspec.load(path, network, **{name: alternative})
+        except ArchError:
+            continue  # not a valid network at that value: nothing to compare
+        with torch.device("meta"):
+            built = cls(**{name: alternative})
+            expected = load_source(source_of(expected_spec), f"params_{network}_{name}")
+            reference = getattr(expected, expected.MODEL)()
+        assert shapes(built) == shapes(reference), f"{cls.__name__}({name}={alternative!r}) is not the spec at it"
+        assert sum(t.numel() for t in built.parameters()) == expected_spec.params
+        tried += 1
+    assert tried or not any(other(p.default) is not None for p in inspect.signature(cls).parameters.values()), (
+        "no parameter of the class could be changed")
