@@ -183,6 +183,65 @@ def render_github(diag: Diagnostic) -> str:
     return f"::{kind} {loc},title={_escape_property(diag.code)}::{msg}"
 
 
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def render_sarif(diags: Iterable[Diagnostic], version: str, titles: dict[str, str] | None = None) -> dict:
+    """The diagnostics as a SARIF 2.1.0 log for code scanning: one run of the tool `archspec`, whose rules
+    are the codes used (titled from `titles`, {code: title}), and a result per diagnostic with its
+    rule, level, message (notes on lines below it) and place. Columns count characters, as ours do."""
+    ordered = sorted(diags, key=Diagnostic.sort_key)
+    codes = sorted({d.code for d in ordered})
+    rules = [_sarif_rule(code, (titles or {}).get(code), ordered) for code in codes]
+    results = []
+    for d in ordered:
+        result = {"ruleId": d.code, "ruleIndex": codes.index(d.code),
+                  "level": "warning" if d.severity == "warning" else "error",
+                  "message": {"text": "\n".join((d.message, *d.notes))}}
+        if d.span.file and not d.span.file.startswith("<"):  # `<input>`, `<--set k>`: no file to point at
+            where: dict = {"artifactLocation": {"uri": _file_uri(d.span.file)}}
+            if d.span.line:
+                where["region"] = {"startLine": d.span.line, "startColumn": max(1, d.span.column)}
+                if d.span.end_line >= d.span.line and d.span.end_column:
+                    where["region"].update(endLine=d.span.end_line, endColumn=d.span.end_column)
+            result["locations"] = [{"physicalLocation": where}]
+        results.append(result)
+    driver = {"name": "archspec", "version": version, "rules": rules}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+            "runs": [{"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}]}
+
+
+def _sarif_rule(code: str, title: str | None, diags: list[Diagnostic]) -> dict:
+    warning = code.startswith("W") and not any(d.promoted for d in diags if d.code == code)
+    text = f"{code}: {title}" if title else code
+    return {"id": code, "shortDescription": {"text": text},
+            "help": {"text": f"{text}. Each code is explained in archspec's docs/errors.md."},
+            "defaultConfiguration": {"level": "warning" if warning else "error"}}
+
+
+def _file_uri(path: str) -> str:
+    """A relative path as a relative URI (from the folder the run started in: the repository, in CI),
+    an absolute one as a file: URI."""
+    from pathlib import Path, PurePath
+    from urllib.parse import quote
+
+    p = PurePath(path)
+    return Path(path).as_uri() if p.is_absolute() else quote(p.as_posix())
+
+
+@functools.lru_cache(maxsize=1)
+def code_titles() -> dict[str, str]:
+    """Each code's title from docs/errors.md's headings (`### E401 output size zero or less`), where the docs
+    sit beside the package (a checkout or an editable install); none otherwise."""
+    from pathlib import Path
+
+    try:
+        text = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^#{2,4} ([EW]\d{3}) (.+)$", text, re.M)}
+
+
 def as_json(diag: Diagnostic) -> dict:
     return {
         "code": diag.code,
