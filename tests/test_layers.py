@@ -59,6 +59,7 @@ CASES: dict[str, list] = {
     "batchnorm2d": [("batchnorm2d(eps=0.001, momentum=0.01)", (4, 5, 5), lambda: nn.BatchNorm2d(4, 1e-3, 0.01))],
     "batchnorm1d": [("batchnorm1d", (6,), lambda: nn.BatchNorm1d(6)),
                     ("batchnorm1d(affine=false)", (3, 5), lambda: nn.BatchNorm1d(3, affine=False))],
+    "frozen_batchnorm2d": [("frozen_batchnorm2d(eps=0.001)", (4, 5, 5), lambda: _frozen(4, 1e-3))],
     "layernorm": [("layernorm", (5, 7), lambda: nn.LayerNorm(7)),
                   ("layernorm(dims=2, eps=0.000001)", (3, 4, 5), lambda: nn.LayerNorm((4, 5), eps=1e-6)),
                   ("layernorm(bias=false)", (6,), lambda: nn.LayerNorm(6, bias=False))],
@@ -106,7 +107,26 @@ CASES: dict[str, list] = {
                          lambda: Fn(lambda x: torchvision.models.shufflenetv2.channel_shuffle(x, 2)))],
     "param": [('mul { identity  s = param([4, 1, 1], init="constant", value=0.5) }', (4, 3, 3),
                lambda: ScaleRef())],
+    "multihead_attention": [("multihead_attention(2)", (5, 8), lambda: SelfAttentionRef(8, 2)),
+                            ("multihead_attention(4, dropout=0.1, bias=false)", (3, 8),
+                             lambda: SelfAttentionRef(8, 4, dropout=0.1, bias=False))],
+    "shifted_window_attention": [("shifted_window_attention(4, 2, 2)", (9, 11, 8),
+                                  lambda: _swin().ShiftedWindowAttention(8, [4, 4], [2, 2], 2)),
+                                 ("shifted_window_attention((3, 4), 0, 4, qkv_bias=false)", (6, 8, 8),
+                                  lambda: _swin().ShiftedWindowAttention(8, [3, 4], [0, 0], 4, qkv_bias=False))],
+    "shifted_window_attention_v2": [("shifted_window_attention_v2(4, 2, 2)", (9, 11, 8),
+                                     lambda: _swin().ShiftedWindowAttentionV2(8, [4, 4], [2, 2], 2))],
+    "patch_merging_pad": [("patch_merging_pad", (5, 7, 3), lambda: Fn(_swin()._patch_merging_pad))],
 }
+
+
+def _frozen(n: int, eps: float) -> nn.Module:
+    """torchvision's FrozenBatchNorm2d with its affine buffers away from ones and zeros."""
+    m = torchvision.ops.FrozenBatchNorm2d(n, eps=eps)
+    g = torch.Generator().manual_seed(2)
+    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+    m.bias.copy_(torch.randn(n, generator=g))
+    return m
 
 
 class ScaleRef(nn.Module):
@@ -116,6 +136,24 @@ class ScaleRef(nn.Module):
 
     def forward(self, x):
         return x * self.s
+
+
+class SelfAttentionRef(nn.MultiheadAttention):
+    """torch's multi-head attention as ViT's encoder calls it: batch first, queries = keys = values."""
+
+    def __init__(self, embed_dim, num_heads, **kwargs):
+        super().__init__(embed_dim, num_heads, batch_first=True, **kwargs)
+        with torch.no_grad():  # biases away from their zero init
+            for b in (self.in_proj_bias, self.out_proj.bias):
+                if b is not None:
+                    b.normal_(generator=torch.Generator().manual_seed(4))
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+def _swin():
+    return torchvision.models.swin_transformer
 
 
 def _all_cases():
@@ -173,6 +211,17 @@ def test_a_layer_computes_what_torch_computes(name, body, shape, ref):
         got = module(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert spec.macs == _macs(reference, x[:1]) or name not in ("conv2d", "conv_transpose2d", "linear")
+
+
+@pytest.mark.parametrize("name", ["multihead_attention", "shifted_window_attention", "shifted_window_attention_v2"])
+def test_attention_macs_are_torchs(name):
+    """Attention's MACs (projections and the two matrix products) against the flop counter, on the meta
+    device: on the CPU, nn.MultiheadAttention's fused eval-mode kernel is invisible to the counter."""
+    for body, shape, ref in CASES[name]:
+        spec = archspec.loads(f"network n() {{ input [{', '.join(map(str, shape))}]  {body} }}")
+        with torch.device("meta"):
+            reference = ref().eval()
+            assert spec.macs == _macs(reference, torch.zeros(1, *shape)) > 0, body
 
 
 def test_tensor_arguments_wire_a_second_input():

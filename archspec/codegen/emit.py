@@ -16,7 +16,8 @@ from .symbolic import Scope, Sym, render
 from .symbolic import literal as lit
 
 # Constructor arguments read off the input, and the dimension they read.
-INFERRED_DIM = {"in_channels": 0, "num_features": 0, "num_channels": 0, "in_features": -1, "normalized_shape": -1}
+INFERRED_DIM = {"in_channels": 0, "num_features": 0, "num_channels": 0, "in_features": -1, "normalized_shape": -1,
+                "embed_dim": -1, "dim": -1}
 
 
 def default_of(layer, arg, args: dict) -> Any:
@@ -62,6 +63,7 @@ def constructor(node: ir.GNode, graph: ir.Graph, scope: Scope, dims: tuple[Sym, 
         shown = arg.to_torch(v) if arg.to_torch else v
         constant = _constant(exprs.get(arg.name)) if isinstance(v, float) and arg.to_torch is None else None
         parts.append(f"{name}={constant or (py_value(shown) if arg.keep_pair else literal(shown))}")
+    parts += [f"{key}={value}" for key, value in layer.fixed]
     if inplace:
         parts.append("inplace=True")
     return f"{layer.module_class(a)}({', '.join(parts)})", tainted
@@ -123,6 +125,13 @@ def functional(node: ir.GNode, var: str, inplace: bool = False, extra: list[str]
     return layer.functional(node.args, var)  # type: ignore[misc]
 
 
+def module_call(node: ir.GNode, module: str, var: str) -> str:
+    """How forward calls a node's module on its input: `self.conv1(x)`, or as its record says
+    (`self.self_attention(x, x, x, need_weights=False)[0]`)."""
+    layer = LAYERS[node.op] if node.kind == "layer" else None
+    return layer.call(module, var) if layer is not None and layer.call is not None else f"{module}({var})"
+
+
 def stateless(node: ir.GNode, graph: ir.Graph) -> bool:
     """A layer with no parameters or buffers that has a function form: written as a call where unnamed."""
     layer = LAYERS[node.op]
@@ -137,4 +146,4 @@ def takes_tensors(node: ir.GNode) -> bool:
     return any(isinstance(v, TensorRef) for v in node.args.values())
 
 
-__all__ = ["constructor", "functional", "stateless", "takes_tensors", "py_value"]
+__all__ = ["constructor", "functional", "module_call", "stateless", "takes_tensors", "py_value"]

@@ -50,36 +50,33 @@ def _needed(g: ir.Graph, roots: list[int]) -> set[int]:
     return seen
 
 
-def _warn_graph(g: ir.Graph, warnings: list[Diagnostic]) -> None:
+def _warn_graph(g: ir.Graph, warnings: list[Diagnostic], relaid_input: bool = False) -> bool:
+    """Warn about the body's nodes; whether its output's layout was changed on purpose (channels last
+    after a permute, and what follows until a convolution), tracked forward through blocks and branches
+    so that a block of channels-last layers (Swin's MLP) knows what reaches it."""
     used = {i for n in g.nodes for i in n.inputs} | {i for _, i in (*g.outputs, *g.training)}
+    relaid: list[bool] = []
     for i, n in enumerate(g.nodes):
+        first = bool(n.inputs) and relaid[n.inputs[0]]
         if n.kind == "layer":
-            _warn(n, g, warnings)
-        elif n.body is not None:
-            _warn_graph(n.body, warnings)
+            _warn(n, g, warnings, first)
+        if n.body is not None:
+            first = _warn_graph(n.body, warnings, first)
+        relaid.append(relaid_input if n.kind == "input" else
+                      n.op in LAYOUT or (first and n.op not in ("conv2d", "conv_transpose2d"))
+                      if n.kind == "layer" else first)
         if i not in used and n.kind != "input":
             warnings.append(Diagnostic("W602", f"the output of this {_what(n)} is never used", n.span,
                                        ("a later `@name` started a new chain, or the node is not an output",)))
+    return bool(g.outputs) and relaid[g.outputs[0][1]]
 
 
-def _warn(n: ir.GNode, g: ir.Graph, warnings: list[Diagnostic]) -> None:
+def _warn(n: ir.GNode, g: ir.Graph, warnings: list[Diagnostic], relaid: bool) -> None:
     x = g.nodes[n.inputs[0]] if n.inputs else None
-    if n.op == "linear" and x is not None and len(x.out_shape) == 3 and not _relaid(x, g):
+    if n.op == "linear" and x is not None and len(x.out_shape) == 3 and not relaid:
         shown = ", ".join(["N", *map(str, x.out_shape)])
         warnings.append(Diagnostic("W601", f"linear on a 4-D tensor [{shown}] acts on its last dimension only; "
                                            "did you forget `flatten`?", n.span))
-
-
-def _relaid(x: ir.GNode, g: ir.Graph) -> bool:
-    """Whether a tensor's layout was changed on purpose (channels last after a permute, and what follows)."""
-    seen = 0
-    while x is not None and seen < 64:
-        if x.kind == "layer" and x.op in LAYOUT:
-            return True
-        if x.kind != "layer" or not x.inputs or x.op in ("conv2d", "conv_transpose2d"):
-            return False
-        x, seen = g.nodes[x.inputs[0]], seen + 1
-    return False
 
 
 def _what(n: ir.GNode) -> str:
