@@ -48,6 +48,38 @@ class Spec:
     def summary_text(self, depth: int = 1) -> str:
         return as_text(self.network, depth)
 
+    @property
+    def symbolic(self) -> bool:
+        """Whether its input has symbolic sizes (`input [3, H, W]`)."""
+        return bool(self.network.sizes)
+
+    def at(self, input: tuple[int, ...]) -> "Spec":
+        """The same network with its first input fixed to `input` (its sizes made numbers)."""
+        net = self.network
+        overrides = overrides_from(texts=dict(net.overrides), input=input, batch=net.batch)
+        return build(self.program, self.sources, net.name, overrides)
+
+    def sizes(self):
+        """What its symbolic sizes may be (archspec/sizes.py's Report: `archspec sizes`)."""
+        from .sizes import report
+
+        return report(self.network.constraints, self.network.sizes)
+
+    def example_shape(self, near: int = 224) -> tuple[int, ...]:
+        """An input shape (without the batch) it accepts: its own, or valid sizes near `near`,
+        a different one for each size (a non-square example for H and W)."""
+        net = self.network
+        if not self.symbolic:
+            return tuple(net.input_shape)
+        values = self.sizes().pick(near)
+        return tuple(values[str(d)] if not isinstance(d, int) else d for d in net.input_shape)
+
+    def examples(self) -> list["Spec"]:
+        """Concrete instances to export and verify with: itself, or two valid sizes of a symbolic spec."""
+        if not self.symbolic:
+            return [self]
+        return [self.at(self.example_shape(near)) for near in (64, 96)]
+
     def to_torch(self, seed: int = 0):
         """The network as a torch nn.Module, built from its generated source."""
         from .codegen import build_module  # torch is imported here, never on the static path

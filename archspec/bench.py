@@ -22,6 +22,7 @@ from .errors import error, io_error
 
 BACKENDS = ("torch", "torch-compile", "torchscript", "onnxruntime")
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+SUPPORTS = {"fp32": BACKENDS, "int8": ("onnxruntime",), "fp16": ("onnxruntime",), "bf16": ("torch", "torch-compile")}
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Plan:
     seconds: float | None = None
     threads: int | None = None
     channels_last: bool = False
+    precision: str = "fp32"  # int8, fp16: their ONNX models; bf16: bf16 weights, channels-last (archspec/precision)
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -138,20 +140,21 @@ def _torch(plan: Plan):
     if plan.threads:
         torch.set_num_threads(plan.threads)
     dev = torch.device(plan.device)
-    dtype = torch.float16 if plan.dtype == "fp16" else torch.float32
+    dtype = torch.float16 if plan.dtype == "fp16" else torch.bfloat16 if plan.precision == "bf16" else torch.float32
+    channels_last = plan.channels_last or plan.precision == "bf16"
     cache: list = []
 
     def prepare(batch: int):
         if not cache:  # module creation counts in the first run of the first batch
             m = _torch_model(plan).eval().to(dev)
-            if plan.dtype == "fp16":
-                m = m.half()
-            if plan.channels_last and plan.backend != "torchscript":
+            if plan.dtype == "fp16" or plan.precision == "bf16":
+                m = m.to(dtype)  # before torch.compile's first call, which compiles what it is then given
+            if channels_last and plan.backend != "torchscript":
                 m = m.to(memory_format=torch.channels_last)
             cache.append(m)
         m = cache[0]
         x = torch.randn(batch, *plan.input_shape, device=dev, dtype=dtype)
-        if plan.channels_last and x.dim() == 4:
+        if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
 
         if dev.type == "cuda":
@@ -171,7 +174,7 @@ def _torch(plan: Plan):
                 with torch.inference_mode():
                     m(x)
                 return time.perf_counter() - t0
-        return timed, {"device": plan.device, "providers": None}
+        return timed, {"device": plan.device, "providers": None, "precision": plan.precision}
     return prepare
 
 
@@ -186,7 +189,8 @@ def _ort(plan: Plan):
     if plan.threads:
         options.intra_op_num_threads = plan.threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(plan.artifacts["onnx"], options, providers=wanted)
+    model = plan.artifacts["onnx" if plan.precision == "fp32" else "onnx." + plan.precision]
+    session = ort.InferenceSession(model, options, providers=wanted)
     got = session.get_providers()
     missing = [p for p in wanted if p not in got]
     if missing:  # onnxruntime falls back to the CPU with only a log line: check what it really got
@@ -212,7 +216,7 @@ def _ort(plan: Plan):
                 t0 = time.perf_counter()
                 session.run(None, {name: x})
                 return time.perf_counter() - t0
-        return timed, {"device": plan.device, "providers": got}
+        return timed, {"device": plan.device, "providers": got, "precision": plan.precision}
     return prepare
 
 
@@ -264,6 +268,9 @@ def environment(device: str, dtype: str, threads: int | None, providers: list[st
         env["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    from .precision.cpu import features
+
+    env["cpu_features"] = features()  # what decides int8 and bf16 speed (VNNI, AMX, AVX-512 BF16)
     return env
 
 
@@ -330,6 +337,9 @@ class BenchOptions:
     seconds: float | None = None
     threads: int | None = None
     channels_last: bool = False
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])  # each on every backend in SUPPORTS
+    precision: Any = None  # precision.options.PrecisionOptions: how int8, fp16, bf16 are built and evaluated
+    weights: str | None = None  # for the accuracy reports (the timed modules' weights do not change their speed)
 
 
 def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
@@ -343,27 +353,32 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
     check_request(opts.device, opts.dtype, providers)
     if opts.device == "cpu":  # the largest batch timed, before minutes of compiling
         check_memory(spec, batch=max(opts.batches), copies=3)
-    need = ["python"] + (["torchscript"] if "torchscript" in opts.backends else []) + \
-        (["onnx"] if "onnxruntime" in opts.backends else [])
-    steps = len(opts.backends) + 1
+    runs = _runs(opts.precisions, opts.backends)
+    need = ["python"] + (["torchscript"] if ("fp32", "torchscript") in runs else []) + \
+        (["onnx"] if any(b == "onnxruntime" for _, b in runs) else []) + (["pt2"] if "bf16" in opts.precisions else [])
+    steps = len(runs) + 1
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as tmp:
         if progress:
             progress(0, steps, "compiling and verifying")
         compiled = compile_spec(spec, Options(formats=tuple(need), out_dir=os.path.join(tmp, spec.name),
-                                              device=opts.device, dtype=opts.dtype))
-        artifacts = {fmt: os.path.join(compiled.out_dir, f) for fmt in need
-                     for f in compiled.files if f == spec.name + {"python": ".py", "torchscript": ".pt",
-                                                                  "onnx": ".onnx"}[fmt]}
+                                              device=opts.device, dtype=opts.dtype, weights=opts.weights,
+                                              precision=opts.precision))
+        suffixes = {"python": ".py", "torchscript": ".pt", "onnx": ".onnx", "onnx.int8": ".int8.onnx",
+                    "onnx.fp16": ".fp16.onnx"}
+        artifacts = {fmt: os.path.join(compiled.out_dir, spec.name + suffix) for fmt, suffix in suffixes.items()
+                     if spec.name + suffix in compiled.files}
         records: list[dict] = []
         load_start = _load_average()
-        for i, backend in enumerate(opts.backends, start=1):
+        for i, (precision, backend) in enumerate(runs, start=1):
             if progress:
-                progress(i, steps, f"{backend} at batch {', '.join(map(str, opts.batches))}")
+                progress(i, steps, f"{backend} {precision} at batch {', '.join(map(str, opts.batches))}")
             plan = Plan(backend=backend, artifacts=artifacts, input_shape=list(spec.network.input_shape),
                         batches=list(opts.batches), macs=spec.macs, device=opts.device,
                         providers=providers, dtype=opts.dtype, warmup=opts.warmup, iters=opts.iters,
-                        seconds=opts.seconds, threads=opts.threads, channels_last=opts.channels_last)
+                        seconds=opts.seconds, threads=opts.threads, channels_last=opts.channels_last,
+                        precision=precision)
             records += run_worker(plan)
+        _accuracy_beside(records, compiled.reports)
         if progress:
             progress(steps, steps, "done")
     env = environment(opts.device, opts.dtype, opts.threads, providers)
@@ -377,27 +392,70 @@ def bench_spec(spec, opts: BenchOptions, progress=None) -> dict[str, Any]:
             "results": records}
 
 
+def _runs(precisions: list[str], backends: list[str]) -> list[tuple[str, str]]:
+    """(precision, backend) for every backend of `backends` that runs each precision; E626 for one none runs."""
+    runs = [(p, b) for p in precisions for b in backends if b in SUPPORTS[p]]
+    for p in precisions:
+        if not any(q == p for q, _ in runs):
+            raise io_error("E626", f"--precision {p} runs on {' and '.join(SUPPORTS[p])}, which --backends does not "
+                                   "name: add it")
+    return runs
+
+
+def _accuracy_beside(records: list[dict], reports: list[dict]) -> None:
+    """Each low-precision record gets its report's accuracy figures (from the compile that made it)."""
+    by = {r["precision"]: r for r in reports}
+    for rec in records:
+        rep = by.get(rec.get("precision"))
+        if rep is None and rec.get("precision") == "fp32" and reports and reports[0]["evaluation"]["labels"]:
+            ev = reports[0]["evaluation"]  # the reference every report measured against
+            rec["accuracy"] = {"top1": ev["fp32_top1"], "fp32_top1": ev["fp32_top1"], "agreement": None,
+                               "samples": ev["samples"], "evaluated_on": reports[0]["evaluated_on"]}
+        elif rep is not None:
+            ev = rep["evaluation"]
+            rec["accuracy"] = {"top1": ev["top1"], "fp32_top1": ev["fp32_top1"], "agreement": ev["agreement"],
+                               "samples": ev["samples"], "evaluated_on": rep["evaluated_on"]}
+
+
 def as_table(report: dict[str, Any]) -> str:
     env = report["environment"]
     where = env.get("gpu") or env.get("cpu", "")
     head = (f"{report['network']} ({report['file']}), input {report['input']}, {report['macs_per_sample']:,} MACs per "
             f"sample; {env['device']} ({where}), {env['dtype']}, threads {env.get('torch_threads', env['threads'])}")
     gpu = env["device"] == "cuda"
-    cols = ("backend", "batch", "median ms", "p10 ms", "p90 ms", "min ms", "samples/s", "GFLOP/s", "first run ms",
-            "GPU MB" if gpu else "peak RSS MB")
+    precise = any(r.get("precision", "fp32") != "fp32" for r in report["results"])  # columns only when useful
+    scored = any("accuracy" in r for r in report["results"])
+    cols = ("backend", *(("precision",) if precise else ()), "batch", "median ms", "p10 ms", "p90 ms", "min ms",
+            "samples/s", "GFLOP/s", "first run ms", "GPU MB" if gpu else "peak RSS MB",
+            *(("top-1 %", "agrees %") if scored else ()))
     rows = [cols]
     for r in report["results"]:
         mem = r.get("gpu_memory_mb") if gpu else r["peak_rss_mb"]
-        rows.append((r["backend"], str(r["batch"]), f"{r['median_ms']:.2f}", f"{r['p10_ms']:.2f}",
+        acc = r.get("accuracy") or {}
+        rows.append((r["backend"], *((r.get("precision", "fp32"),) if precise else ()), str(r["batch"]),
+                     f"{r['median_ms']:.2f}", f"{r['p10_ms']:.2f}",
                      f"{r['p90_ms']:.2f}", f"{r['min_ms']:.2f}", f"{r['throughput']:.1f}", f"{r['gflops']:.1f}",
-                     f"{r['first_run_ms']:.0f}", "n/a" if mem is None else f"{mem:.0f}"))
+                     f"{r['first_run_ms']:.0f}", "n/a" if mem is None else f"{mem:.0f}",
+                     *((_pct(acc.get("top1")), _pct(acc.get("agreement"))) if scored else ())))
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
     lines = ["  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     providers = ", ".join(env.get("providers_used") or []) or "none"
-    return "\n".join([head, "", lines[0], "-" * len(lines[0]), *lines[1:], "",
+    extra = []
+    if env.get("cpu_features"):
+        from .precision.cpu import describe
+
+        extra.append(f"CPU features: {describe(env['cpu_features'])}")
+    if scored:
+        on = next(r["accuracy"]["evaluated_on"] for r in report["results"] if "accuracy" in r)
+        extra.append(f"top-1 and agreement with fp32 from the compile's accuracy reports, on {on}")
+    return "\n".join([head, "", lines[0], "-" * len(lines[0]), *lines[1:], "", *extra,
                       f"onnxruntime providers used: {providers}; verified before timing "
                       f"({report['verification']['tolerance']})", _load_line(env)]) + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}"
 
 
 def _load_line(env: dict[str, Any]) -> str:

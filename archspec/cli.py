@@ -29,10 +29,22 @@ from .errors import (
     io_error,
     render,
     render_github,
+    render_sarif,
 )
 from .files import check_output_file, write_text
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    """Every JSON the commands print: a symbolic size (`input [3, H, W]`) is written as its text."""
+    from .sizes import Size
+
+    def default(v: Any) -> Any:
+        if isinstance(v, Size):
+            return str(v)
+        raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+    return json.dumps(value, indent=indent, default=default)
 
 
 def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -107,7 +119,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check specs statically (no torch): every network in every file")
     p.add_argument("files", nargs="+", metavar="FILE")
     _spec_options(p, network=False)
-    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--target", action="append", choices=("onnx",), default=[],
+                   help="also check that every layer can be exported to this format exactly (E612)")
+    p.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text")
 
     p = sub.add_parser("layers", help="list every layer the language has, with its signature")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -117,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
     _spec_options(p)
     p.add_argument("--batch", type=_positive, default=1, help="the batch size shown (default 1)")
     p.add_argument("--depth", type=_positive, default=1, help="how deep to show nested blocks (default 1)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("sizes", help="which input sizes a network with symbolic sizes (`input [3, H, W]`) "
+                       "accepts, and which layers say so")
+    p.add_argument("file", metavar="FILE")
+    _spec_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = sub.add_parser("compile", help="compile a spec to a torch module's source, TorchScript, torch.export "
@@ -133,6 +153,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_number, default=0, help="the seed of the initial weights (default 0)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running every artifact against the torch module")
+    from .precision.options import add_options as add_precision_options  # light: no torch, no onnx
+
+    add_precision_options(p)
 
     p = sub.add_parser("bench", help="time the compiled network on every backend (torch, torch.compile, "
                        "TorchScript, onnxruntime), each in a process of its own")
@@ -154,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch and onnxruntime")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
+    add_precision_options(p, bench=True)
 
     p = sub.add_parser("port-weights", help="map a checkpoint's weights onto a spec's module, in execution "
                        "order, checking every shape; write them as safetensors")
@@ -229,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = f"internal error: {type(exc).__name__}: {str(exc)[:500]}"
         if getattr(args, "format", None) == "json":  # CI parses stdout: give it JSON even now
-            print(json.dumps(_json_report([Diagnostic("E900", message)], EXIT_INTERNAL), indent=2))
+            print(_dumps(_json_report([Diagnostic("E900", message)], EXIT_INTERNAL), indent=2))
         print(f"archspec: {message}\n"
               "  this is a bug in archspec; rerun with ARCHSPEC_TRACEBACK=1 for the traceback and report it",
               file=sys.stderr)
@@ -245,7 +269,7 @@ def _json_report(diags: list[Diagnostic], code: int) -> dict[str, Any]:
 def fail(args: argparse.Namespace, diags: list[Diagnostic], sources: Sources, code: int) -> int:
     """Report a command's failure as its --format asks (JSON on stdout, else text on stderr); return `code`."""
     if getattr(args, "format", None) == "json":
-        print(json.dumps(_json_report(diags, code), indent=2))
+        print(_dumps(_json_report(diags, code), indent=2))
     else:
         report(diags, sources)
     return code
@@ -289,6 +313,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .loader import load_file
     from .passes import resolve
     from .summary import one_line
+    from .targets import problems
 
     sources = Sources()
     diags: list[Diagnostic] = []
@@ -317,13 +342,17 @@ def cmd_check(args: argparse.Namespace) -> int:
                 continue
             for d in spec.warnings:
                 found.setdefault(d, []).append(name)
+            for target in args.target:
+                for d in problems(spec.network, target):
+                    found.setdefault(d, []).append(name)
             if args.werror and spec.warnings:
                 n = len(spec.warnings)
                 lines.append(f"{path}: {name}: failed, {n} warning{'s' * (n != 1)} treated as errors (--werror)")
             else:
                 lines.append(one_line(spec.network))
             entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
-                                      "output_shape": [1, *spec.output_shape]})
+                                      "output_shape": [d if isinstance(d, int) else str(d)
+                                                       for d in (1, *spec.output_shape)]})
         for d, names in found.items():
             if len(nets) > 1:
                 which = ", ".join(f"`{n}`" for n in names)
@@ -335,7 +364,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     diags = promote(diags, args.werror)
     code = status(diags)
     if args.format == "json":
-        print(json.dumps({"files": results, **_json_report(diags, code)}, indent=2))
+        print(_dumps({"files": results, **_json_report(diags, code)}, indent=2))
+    elif args.format == "sarif":  # for code scanning: every diagnostic, nothing else on stdout
+        from .errors import code_titles
+
+        print(_dumps(render_sarif(diags, __version__, code_titles()), indent=2))
     else:
         report(diags, sources, args.format)
         for line in lines:
@@ -371,7 +404,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from .values import show
 
     if args.format == "json":
-        print(json.dumps([{"name": layer.name, "signature": layer.signature(), "doc": layer.doc,
+        print(_dumps([{"name": layer.name, "signature": layer.signature(), "doc": layer.doc,
                            "category": layer.category, "torch": layer.module if isinstance(layer.module, str) else None,
                            "args": [{"name": a.name, "kind": a.kind, "required": a.default is REQUIRED,
                                      "default": None if a.default is REQUIRED else show(a.default),
@@ -394,9 +427,48 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if spec is None:
         return code
     if args.format == "json":
-        print(json.dumps(as_dict(spec.network, args.depth), indent=2))
+        print(_dumps(as_dict(spec.network, args.depth), indent=2))
     else:
         sys.stdout.write(as_text(spec.network, args.depth))
+    return EXIT_OK
+
+
+@command
+def cmd_sizes(args: argparse.Namespace) -> int:
+    from .sizes import report as size_report
+
+    spec, code = load_spec(args)
+    if spec is None:
+        return code
+    net = spec.network
+    found = size_report(net.constraints, net.sizes)
+    if args.format == "json":
+        print(_dumps({
+            "network": net.name, "file": net.file, "input": [str(d) for d in net.input_shape],
+            "sizes": {a.name: {"allowed": str(a), "low": a.low, "period": a.period, "residues": list(a.residues),
+                               "tried_up_to": a.tried, "exact": a.exact} for a in found.variables},
+            "constraints": [{"constraint": str(c), "allows": str(a), "line": c.where.line, "column": c.where.column,
+                             "file": c.where.file, "by": c.what} for c, a in found.binding] +
+                           [{"constraint": str(c), "line": c.where.line, "column": c.where.column,
+                             "file": c.where.file, "by": c.what} for c in found.other],
+        }, indent=2))
+        return EXIT_OK
+    head = f"{net.name} ({net.file}): input {'[' + ', '.join(str(d) for d in ['N', *net.input_shape]) + ']'}"
+    if not net.sizes:
+        print(f"{head}\nevery size is a number: nothing to solve (write `input [3, H, W]` for symbolic sizes)")
+        return EXIT_OK
+    lines = [head, ""]
+    for a in found.variables:
+        lines.append(f"  {a}")
+    lines += ["", "because of (each constraint that rules sizes out, where it comes from, what it allows alone):"]
+    for c, a in found.binding:
+        lines.append(f"  {c.where.file}:{c.where.line}:{c.where.column}: {c.what or 'spec'}: {c}  ->  {a}")
+    for c in found.other:
+        lines.append(f"  {c.where.file}:{c.where.line}:{c.where.column}: {c.what or 'spec'}: {c}")
+    tried = max((a.tried for a in found.variables), default=0)
+    lines += ["", f"found by trying every value up to {tried} of each size; `archspec check --input C,H,W` "
+                  "checks one size exactly"]
+    print("\n".join(lines))
     return EXIT_OK
 
 
@@ -406,10 +478,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if spec is None:
         return code
     from .compile import Options, compile_spec
+    from .precision.options import from_args
 
-    opts = Options(formats=args.formats, out_dir=args.out, weights=args.weights, opset=args.opset,
-                   batch=args.batch, seed=args.seed, verify=args.verify)
     try:
+        opts = Options(formats=args.formats, out_dir=args.out, weights=args.weights, opset=args.opset,
+                       batch=args.batch, seed=args.seed, verify=args.verify, precision=from_args(args))
         result = compile_spec(spec, opts)
     except ArchError as exc:
         report(exc.diagnostics, spec.sources)
@@ -421,8 +494,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
         worst = max(c.max_abs for c in result.checks)
         arts = ", ".join(dict.fromkeys(c.artifact for c in result.checks))
         batches = " and ".join(str(b) for b in dict.fromkeys(c.batch for c in result.checks))
-        print(f"verified: {arts} equal the torch module at batch {batches} (max abs difference {worst:.2g}; "
+        shapes = list(dict.fromkeys(c.shape for c in result.checks))
+        sizes = (" and input " + " and ".join("x".join(map(str, s)) for s in shapes)) if len(shapes) > 1 else ""
+        print(f"verified: {arts} equal the torch module at batch {batches}{sizes} (max abs difference {worst:.2g}; "
               "tolerance rtol 1e-4, atol 1e-5)")
+    if result.reports:
+        from .precision.report import as_text
+
+        print("".join(as_text(r) for r in result.reports), end="")
     return EXIT_OK
 
 
@@ -438,14 +517,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             check_output_file(args.output)
         except ArchError as exc:
             return fail(args, exc.diagnostics, spec.sources, exc.exit_code)
-    opts = BenchOptions(batches=args.batch, backends=args.backends, device=args.device, providers=args.ort_providers,
-                        dtype=args.dtype, warmup=args.warmup, iters=args.iters or (None if args.seconds else 30),
-                        seconds=args.seconds, threads=args.threads, channels_last=args.channels_last)
+    from .precision.options import from_args
+
     try:
+        opts = BenchOptions(batches=args.batch, backends=args.backends, device=args.device,
+                            providers=args.ort_providers, dtype=args.dtype, warmup=args.warmup,
+                            iters=args.iters or (None if args.seconds else 30), seconds=args.seconds,
+                            threads=args.threads, channels_last=args.channels_last, precisions=list(args.precision),
+                            precision=from_args(args, bench=True), weights=args.weights)
         result = bench_spec(spec, opts, progress=_progress)
     except ArchError as exc:
         return fail(args, exc.diagnostics, spec.sources, exc.exit_code)
-    text = json.dumps(result, indent=2)
+    text = _dumps(result, indent=2)
     if args.output:
         try:
             write_text(args.output, text + "\n")

@@ -32,6 +32,7 @@ class Options:
     verify: bool = True
     device: str = "cpu"  # where the exports are made and verified
     dtype: str = "fp32"  # fp16: half precision, on a CUDA device only
+    precision: object = None  # precision.options.PrecisionOptions: int8, fp16, bf16 beside fp32 (archspec/precision)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Result:
     out_dir: str
     files: list[str] = field(default_factory=list)
     checks: list = field(default_factory=list)
+    reports: list = field(default_factory=list)  # one accuracy report per low precision
 
 
 def prepare_out_dir(spec: Spec, out_dir: str | None) -> Path:
@@ -49,15 +51,29 @@ def prepare_out_dir(spec: Spec, out_dir: str | None) -> Path:
 def compile_spec(spec: Spec, opts: Options) -> Result:
     shown = opts.out_dir or os.path.join("build", spec.name)
     real = prepare_out_dir(spec, opts.out_dir)
-    if "onnx" in opts.formats:  # a usage error, before minutes of exporting
+    if "onnx" in opts.formats:  # a usage error, or a layer ONNX cannot compute, before minutes of exporting
         from .export.onnx import check_opset
+        from .targets import problems
 
         check_opset(opts.opset)
+        found = problems(spec.network, "onnx")
+        if found:
+            raise ArchError(found)
+    low = None
+    if opts.precision is not None and opts.precision.active:  # its options and data checked before any work
+        from .precision.build import prepare
+
+        low = prepare(spec, opts.precision, opts.formats)
     module = metadata = None
     if opts.weights or any(f != "python" for f in opts.formats):  # a bad checkpoint fails before any write
         module, metadata = _module(spec, opts)
     with staged(real) as staging:
         result = _build(spec, opts, staging, module, metadata)
+        if low is not None:  # E625 here, before publish, leaves the output folder as it was
+            from .precision.build import build
+
+            result.files += build(spec, low, staging, module, opts.batch, opts.device)
+            result.reports = low.reports
         extra = {"version": __version__, "spec": os.path.basename(spec.network.file),
                  "spec_sha256": spec_hash(spec.sources.texts), "seed": opts.seed, "formats": list(opts.formats),
                  "overrides": dict(spec.network.overrides)}
@@ -78,6 +94,7 @@ def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str,
     rest = [f for f in opts.formats if f != "python"]
     if module is None:
         return result
+    examples = spec.examples()  # a symbolic spec (`input [3, H, W]`) is exported once, verified at two sizes
     module = module.to(opts.device)
     if opts.dtype == "fp16":
         module = module.half()
@@ -94,7 +111,8 @@ def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str,
     if "pt2" in rest or "onnx" in rest:
         from .export.pt2 import export_program, load_program, save_program
 
-        program = _exporting(lambda: export_program(module, spec.network.input_shape, opts.batch))
+        program = _exporting(lambda: export_program(module, examples[0].network.input_shape, opts.batch,
+                                                    _dynamic_axes(spec.network)))
         if "pt2" in rest:
             path = staging / f"{name}.pt2"
             save_program(program, str(path))
@@ -107,7 +125,8 @@ def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str,
         model = export_onnx(program, str(staging / f"{name}.onnx"), spec.network, opts.opset, metadata)
         onnx_path = str(staging / f"{name}.onnx")
         save_onnx(model, onnx_path)
-        check_onnx(onnx_path, spec.network)
+        for example in examples:
+            check_onnx(onnx_path, example.network)
         result.files += [f for f in sorted(os.listdir(staging)) if f.startswith(f"{name}.onnx")]
         runners["onnx"] = _ort_runner(onnx_path, _providers(opts.device), opts.dtype)
     if opts.verify and runners:
@@ -115,8 +134,15 @@ def _build(spec: Spec, opts: Options, staging: Path, module, metadata: dict[str,
 
         batches = (opts.batch,) if opts.batch else (1, 3)
         tol = {"rtol": 1e-2, "atol": 1e-2} if opts.dtype == "fp16" else {}  # half precision: wider, stated
-        result.checks = verify(module, spec.network, runners, batches, onnx_path, _providers(opts.device), **tol)
+        for example in examples:
+            result.checks += verify(module, example.network, runners, batches, onnx_path, _providers(opts.device),
+                                    **tol)
     return result
+
+
+def _dynamic_axes(net) -> dict[int, str]:
+    """The input's symbolic sizes, by axis (the batch is axis 0): {2: "H", 3: "W"}."""
+    return {k + 1: str(d) for k, d in enumerate(net.input_shape) if not isinstance(d, int)}
 
 
 def _module(spec: Spec, opts: Options):
@@ -135,7 +161,8 @@ def _module(spec: Spec, opts: Options):
     if opts.verify:  # the module is the spec's network, shape for shape, before anything is exported
         from .export.verify import check_module
 
-        check_module(module, spec.network)  # batch 2: enough to show the batch is not mixed in
+        for example in spec.examples():  # two sizes of a symbolic spec: the module takes any
+            check_module(module, example.network)  # batch 2: enough to show the batch is not mixed in
     metadata = {"archspec.spec_sha256": spec_hash(spec.sources.texts), "archspec.seed": str(opts.seed)}
     if opts.weights:
         from .export.weights import check_metadata, fit, read_checkpoint, state_bytes

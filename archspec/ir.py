@@ -339,6 +339,8 @@ class GNode(IR):
     activation_bytes: int = 0
     training_only: bool = False  # read by training outputs only: not computed in eval mode
     source: Any = None  # where its arguments came from, for codegen: (argument -> Expr, the env it read)
+    # the `if`s of its block that led to it: ((If statement, branch taken, env), ...), for codegen
+    guard: tuple = ()
 
 
 class Graph(IR):
@@ -348,6 +350,8 @@ class Graph(IR):
     inputs: tuple[int, ...] = ()
     outputs: tuple[tuple[str, int], ...] = ()  # (name, node id); one unnamed output is ("", id)
     training: tuple[tuple[str, int], ...] = ()  # outputs computed in training mode only
+    # a body merged from several calls (codegen/merge.py): operands that a call without them leaves out
+    left_out: tuple[int, ...] = ()
 
     def output(self) -> GNode:
         return self.nodes[self.outputs[0][1]]
@@ -367,6 +371,8 @@ class Network(IR):
     warnings: tuple[Any, ...] = ()  # Diagnostics
     batch: int = 1
     variant: tuple = ()  # `network a(...) = b(...)`: each step's (argument expressions, env), for codegen
+    sizes: tuple[str, ...] = ()  # the symbolic sizes of `input [3, H, W]`, in order; () when all are numbers
+    constraints: tuple[Any, ...] = ()  # sizes.Constraint: what every valid value of them must satisfy
     params: int = 0
     macs: int = 0
     activation_bytes: int = 0

@@ -44,7 +44,7 @@ share_memory state_dict to to_empty train training type xpu zero_grad
 """.split())
 
 # The names a generated file imports or defines at its top level, besides its classes.
-FILE_GLOBALS = frozenset({"torch", "nn", "MODEL", "INPUT_SHAPE", "OUTPUT_NAMES", "__all__"})
+FILE_GLOBALS = frozenset({"torch", "nn", "MODEL", "INPUT_SHAPE", "INPUT_SIZES", "OUTPUT_NAMES", "__all__"})
 # Modules the generated file imports: a network of that name would write `torch.py`, which
 # shadows the package for any script run beside it.
 IMPORTED_MODULES = frozenset({"torch"})

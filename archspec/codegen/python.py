@@ -28,14 +28,17 @@ from .. import __version__, ir
 from ..escape import escape, py_string, py_value
 from ..layers import LAYERS
 from ..names import Namespace, attribute, camel, set_attribute
+from ..sizes import Size
 from ..summary import show_shape
 from . import helpers
-from .emit import constructor, functional, stateless, takes_tensors
+from .emit import constructor, functional, module_call, stateless, takes_tensors
+from .merge import merge
 from .symbolic import Scope, Sym, divided, exposable, functions_of, literal, param, python_function, render, total
 
 IN = "#in"  # a scope's name for the channels of the tensor reaching the body (no spec name can be this)
+LAST = "#last"  # and for its last size: a class reads it as a number (ViT's and Swin's channels-last widths)
 LINE_LENGTH = 120  # the project's (pyproject.toml); longer lines are wrapped as a formatter would
-SAME_SHAPE = frozenset({"activation", "normalisation", "regularisation"})
+SAME_SHAPE = frozenset({"activation", "normalisation", "regularisation", "attention"})
 SAME_CHANNELS = frozenset({"maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "interpolate",
                            "pad", "channel_shuffle"})
 
@@ -64,6 +67,15 @@ class Generator:
         self.net, self.program, self.sha = net, program, sha
         self.definitions = program.definitions if program is not None else {}
         self.exposed = exposable(program) if program is not None else {}
+        self.exposed_guarded = exposable(program, guards=True) if program is not None else {}
+        self.calls: dict[str, list[ir.GNode]] = {}  # block -> its calls in the network (for merging)
+        for n in ir.walk(net.graph):
+            if n.kind == "block":
+                self.calls.setdefault(n.op, []).append(n)
+        self.merges: dict[str, ir.Graph | None] = {}
+        self.baked: dict[str, set[str]] = {}  # a merged block's parameters whose `if`s are built in
+        self.members: dict[str, dict] = {}  # a merged block: each merged node's nodes, by call
+        self.written: dict[str, tuple] = {}  # a merged block's class, written (and checked) once
         self.names = Namespace()  # the file's top level
         self.functions = dict(program.functions) if program is not None else {}
         for name in self.functions:
@@ -162,17 +174,36 @@ class Generator:
             return _with_locals(lines, scope, before=1), "nn.Sequential", tainted
         init = ["def __init__(self) -> None:", "    super().__init__()"]
         uses = _uses(g)
+        conditions: dict[int, str] = {}  # node -> how forward tests that this call has it
+        flags = Namespace(self.names)
         for n in g.nodes:
+            if n.segment is not None:
+                flags.take(n.segment)
+        chosen = _chosen_by_module(g)  # an operand chosen against a module (`downsample` or the input): no flag
+        for i, n in enumerate(g.nodes):
+            cond, t = self._condition(n, scope)
+            tainted |= t
             if not _has_module(n, g):
+                if cond is not None and i not in chosen:  # an optional step without a module: a flag, as
+                    flag = flags.create(_flag_name(n), "condition")  # torchvision's use_res_connect
+                    init.append(f"    self.{flag} = {cond}")
+                    conditions[i] = f"self.{flag}"
+                elif cond is not None:
+                    conditions[i] = ""  # written as the other side of its module's test
                 continue
             text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g) and uses[n.inputs[0]] == 1)
             tainted |= t
+            if cond is not None:  # a module only some calls have: None in the others, as torchvision's downsample
+                one_line = f"{text} if {cond} else None"
+                text = one_line if "\n" not in text and len(one_line) + len(n.segment or "") < 100 else \
+                    f"(\n    {_indent(text, '    ')}\n    if {cond}\n    else None\n)"
+                conditions[i] = f"{attribute('self', n.segment)} is not None"
             if n.kind == "layer" and n.op == "param":
                 init.append("    " + (f"self.{n.segment} = {text}" if _plain(n.segment) else
                                       f"self.register_parameter({py_string(n.segment)}, {text})"))
             else:
                 init.append("    " + set_attribute("self", n.segment, _indent(text, "    ")))
-        fwd = _Forward(g, self, root)
+        fwd = _Forward(g, self, root, conditions)
         lines = fwd.write()
         return _with_locals(init, scope) + ["", fwd.signature(), *[f"    {line}" for line in lines]], "nn.Module", \
             tainted
@@ -181,24 +212,46 @@ class Generator:
         items, tainted = [], False
         for n in g.nodes[1:]:
             text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g))
-            tainted |= t
-            items.append(text)
+            cond, t2 = self._condition(n, scope)
+            tainted |= t or t2
+            items.append(text if cond is None else f"*([{text}] if {cond} else [])")  # a step some calls take
         return items, tainted
+
+    def _condition(self, n: ir.GNode, scope: Scope) -> tuple[str | None, bool]:
+        """(the `if`s that lead to a node, as Python in `scope`, or None where they hold for every call
+        written with this class; whether one could not be written in the scope)."""
+        if not scope.guards:  # a class per structure: the branches its calls took are built in
+            return None, False
+        parts = []
+        for stmt, taken, env in n.guard:
+            if id(stmt) in scope.decided:  # written around the container this node is in
+                continue
+            test = render(stmt.test, env, scope)
+            if test.tainted:
+                return None, True
+            if not test.symbolic:
+                continue  # decided the same way for every call of this class: nothing to write
+            text = scope.write(test)
+            parts.append(text if taken else f"not {_wrapped(test, 3)}")
+        if not parts:
+            return None, False
+        return " and ".join(p if len(parts) == 1 else _wrapped_text(p) for p in parts), False
 
     def _item(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list, inplace: bool) -> tuple[str, bool]:
         """A node's constructor, written in `scope` (the enclosing class's, or a chain's inlined one)."""
         if n.kind == "layer":
             layer = LAYERS[n.op]
             self.helpers.update(layer.helpers)
-            return constructor(n, g, scope, dims[n.inputs[0]] if n.inputs else _literal_dims(()), inplace)
+            return constructor(n, g, scope, self._seen(n, g, scope, dims) if n.inputs else _literal_dims(()), inplace)
         made = self._module(n, g, scope, dims)
         return (made.text if made.call is None else _call(made.call, made.params)), made.tainted
 
     def _module(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list) -> _Made:
         """A block or named container: an nn.Sequential written in place, or a call of its (shared) class."""
-        entry = dims[n.inputs[0]]
+        entry = self._seen(n, g, scope, dims)
         inner = self._inner_scope(n, scope, entry)
-        if _is_chain(n.body, named=True):
+        merged = self._merged(n) if n.kind == "block" else None
+        if merged is None and _is_chain(n.body, named=True):
             items, tainted = self._chain_items(n.body, inner, self._dims(n.body, inner, _entry_dims(n.body, inner)))
             self.functions_used |= inner.functions
             scope.used |= inner.used  # written in place: what it reads, its parent reads
@@ -207,17 +260,25 @@ class Generator:
                 names = [c.segment for c in n.body.nodes[1:]]
                 return _Made(None, text=_sequential_named(names, items), tainted=tainted)
             return _Made(None, text=_sequential(items), tainted=tainted)
-        params = self._class_params(n)
+        params = self._class_params(n, guarded=merged is not None)
         first = n.body.nodes[n.body.inputs[0]].out_shape
-        for attempt in (params, None):  # None: every value built in, the class takes nothing
-            if attempt is None:
-                channels = literal(first[0] if first else 1)
-                cls_scope, py = Scope({IN: channels, "in_channels": channels}), {}
-            else:
-                py = self._python_names([IN, *attempt])
-                cls_scope = Scope({p: param(p, py[p]) for p in attempt}, locals={}, taken=set(py.values()))
-                cls_scope.names[IN] = param(IN, py[IN])
-                cls_scope.names.setdefault("in_channels", cls_scope.names[IN])  # the language's name for it
+        if merged is not None and n.op in self.written:  # every call shares the class written for the first
+            body, base, cls_scope, py = self.written[n.op]
+        elif merged is not None:
+            mark = (len(self.classes), dict(self.by_text))
+            try:
+                cls_scope, py = self._class_scope(params, first, guards=True)
+                body, base, tainted = self._body(merged, cls_scope)
+                if tainted or not self._same_for_every_call(n.op, merged, params, first, body):
+                    raise _Unwritable("the calls would not share this class")
+            except _Unwritable:  # a class per structure after all; forget what the attempt wrote
+                del self.classes[mark[0]:]
+                self.by_text = mark[1]
+                self.merges[n.op] = None
+                return self._module(n, g, scope, dims)
+            self.written[n.op] = (body, base, cls_scope, py)
+        for attempt in ((params, None) if merged is None else ()):  # None: every value built in, no parameters
+            cls_scope, py = self._class_scope(attempt, first)
             body, base, tainted = self._body(n.body, cls_scope)
             if not tainted:
                 break
@@ -230,7 +291,33 @@ class Generator:
             tainted |= t
             if v is not None:
                 values.append(f"{py[p]}={v}")
+        if LAST in cls_scope.used:  # the class has its input's last size built in: right where the caller's
+            scope.write(entry[1])  # is a number too, or its own input's (then its caller's turn to check)
+            tainted |= entry[1].symbolic or entry[1].tainted
         return _Made(cls.name, values, tainted=tainted)
+
+    def _class_scope(self, params: list[str] | None, first: tuple, guards: bool = False) -> tuple[Scope, dict]:
+        """A class's scope: its parameters (None: none, every value built in) and its input's channels."""
+        if params is None:
+            channels = literal(first[0] if first else 1)
+            return Scope({IN: channels, "in_channels": channels}), {}
+        py = self._python_names([IN, *params])
+        cls_scope = Scope({p: param(p, py[p]) for p in params}, locals={}, taken=set(py.values()))
+        cls_scope.names[IN] = param(IN, py[IN])
+        cls_scope.names.setdefault("in_channels", cls_scope.names[IN])  # the language's name for it
+        cls_scope.guards = guards
+        return cls_scope, py
+
+    def _same_for_every_call(self, op: str, merged: ir.Graph, params: list[str], first: tuple,
+                             text: list[str]) -> bool:
+        """Whether the merged class, written from each call's own nodes, is the same text every time: no
+        call's numbers (a width read off its input, an argument not in the parameters) are built in."""
+        members = self.members[op]
+        for b, call in enumerate(self.calls[op]):
+            cls_scope, _ = self._class_scope(params, call.body.nodes[call.body.inputs[0]].out_shape, guards=True)
+            if self._body(_variant(merged, members, b), cls_scope)[0] != text:
+                return False
+        return True
 
     def _python_names(self, params: list[str]) -> dict[str, str]:
         """Python names for a class's parameters: the spec's, unless Python or the file has them."""
@@ -239,25 +326,56 @@ class Generator:
         ns.take("x")
         return {p: ns.create("in_channels" if p == IN else p, "value") for p in params}
 
-    def _class_params(self, n: ir.GNode) -> list[str]:
+    def _class_params(self, n: ir.GNode, guarded: bool = False) -> list[str]:
         if n.kind != "block":
             return []
         d = self.definitions.get(n.op)
-        exposed = self.exposed.get(n.op, set())
+        exposed = (self.exposed_guarded if guarded else self.exposed).get(n.op, set())
+        if guarded:
+            exposed = exposed - self.baked.get(n.op, set())
         return [p.name for p in d.params if p.name in exposed] if d is not None else []
+
+    # -- one class for calls of a block that took different branches of its `if`s (merge.py) ----------
+    def _merged(self, n: ir.GNode) -> ir.Graph | None:
+        """The body every call of this block shares, its `if`s kept (None: a class per structure). Only
+        where the calls together took both sides of every `if` that has something on both sides, so that
+        the class is right for any arguments, and where the calls differ only where the class says so."""
+        if n.op in self.merges:
+            return self.merges[n.op]
+        self.merges[n.op] = None
+        d = self.definitions.get(n.op)
+        calls = self.calls.get(n.op, [])
+        if d is None or not calls or not _has_if(d.body):
+            return None
+        members: dict[int, dict[int, ir.GNode]] = {}
+        graph = merge([c.body for c in calls], members)
+        if graph is None:
+            return None
+        self.members[n.op] = members
+        # An `if` whose other side no call took, and which adds something there, is built in: the
+        # parameters its test reads stay out of the class (ResNet's norm_layer when every call uses
+        # batch norm), while its other `if`s are written (its downsample).
+        self.baked[n.op] = {p for stmt in _one_sided([c.body for c in calls]) for p in _params_of(d, stmt.test)}
+        self.merges[n.op] = graph
+        return graph
 
     def _inner_scope(self, n: ir.GNode, scope: Scope, entry: tuple[Sym, Sym]) -> Scope:
         """The names a module's body reads, in its parent's terms (a chain is written in place). A named
         container is part of its block: it reads the block's names."""
-        names: dict[str, Sym] = {**(scope.names if n.kind == "group" else {}), IN: entry[0], "in_channels": entry[0]}
+        names: dict[str, Sym] = {**(scope.names if n.kind == "group" else {}), IN: entry[0], "in_channels": entry[0],
+                                 LAST: entry[1]}
         if n.kind == "block" and n.source is not None:
             exprs, env = n.source
+            before = set(scope.used)  # what the call passes is read only where the class takes it (_argument)
             for p, value in n.args.items():
                 names[p] = render(exprs[p], env, scope) if p in exprs else literal(value)
+            scope.used.intersection_update(before)
         inner = Scope(names)
         inner.functions = scope.functions
         if n.kind == "group":  # part of the same class: its lets and what it reads are the block's
             inner.locals, inner.taken, inner.used = scope.locals, scope.taken, scope.used
+            inner.guards = scope.guards
+            inner.decided = scope.decided | {id(stmt) for stmt, _, _ in n.guard}
         return inner
 
     def _argument(self, n: ir.GNode, p: str, scope: Scope, entry: tuple[Sym, Sym]) -> tuple[str | None, bool]:
@@ -311,9 +429,30 @@ class Generator:
             if n.kind == "input":
                 out.append(entry.get(i, _literal_dims(n.out_shape)))
                 continue
-            ins = [out[j] for j in n.inputs]
+            ins = [self._seen(n, g, scope, out, j) if n.kind != "combine" else out[j] for j in n.inputs]
             out.append(self._node_dims(n, g, ins, scope))
         return out
+
+    def _seen(self, n: ir.GNode, g: ir.Graph, scope: Scope, dims: list, j: int | None = None) -> tuple[Sym, Sym]:
+        """The sizes of a node's input as every call that has the node sees them. In a merged class an
+        input some calls lack passes its own input on there: `(hidden_dim if expand_ratio != 1 else
+        in_channels)`; one the node never meets (the other side of the same `if`) is skipped."""
+        j = n.inputs[0] if j is None else j
+        before = g.nodes[j]
+        if not scope.guards or not before.guard or not before.inputs or before.kind == "combine":
+            return dims[j]
+        if _exclusive(before, n):
+            return self._seen(n, g, scope, dims, before.inputs[0])
+        mine = {(id(stmt), taken) for stmt, taken, _ in n.guard}
+        if all((id(stmt), taken) in mine for stmt, taken, _ in before.guard):  # present whenever n is
+            return dims[j]
+        cond, _ = self._condition(before, scope)
+        if cond is None:
+            return dims[j]
+        other = self._seen(n, g, scope, dims, before.inputs[0])
+        return tuple(a if a.text == b.text else Sym(f"{a.text} if {cond} else {b.text}", True, a.tainted or b.tainted,
+                                                    0, a.reads | b.reads)
+                     for a, b in zip(dims[j], other))  # type: ignore[return-value]
 
     def _node_dims(self, n: ir.GNode, g: ir.Graph, ins: list, scope: Scope) -> tuple[Sym, Sym]:
         y = n.out_shape
@@ -321,7 +460,8 @@ class Generator:
         symbolic_in = any(s.symbolic or s.tainted for d in ins for s in d)
         if n.kind == "combine":
             if n.op == "concat" and n.args.get("dim", 0) in (0, -len(y)):
-                parts = [d[0] for d in ins]
+                parts = [d[0] if g.nodes[j].batched else _literal_dims(g.nodes[j].out_shape[1:])[0]
+                         for j, d in zip(n.inputs, ins)]
                 if any(p.symbolic or p.tainted for p in parts):
                     return (total(parts), lit[1])
                 return lit
@@ -383,8 +523,13 @@ class _Forward:
     (`out += identity`), as is an activation reading one.
     """
 
-    def __init__(self, g: ir.Graph, gen: Generator, root: bool) -> None:
+    def __init__(self, g: ir.Graph, gen: Generator, root: bool, conditions: dict[int, str] | None = None) -> None:
         self.g, self.gen, self.root = g, gen, root
+        # merged classes (codegen/merge.py): nodes only some calls have, and how forward tests for them;
+        # an operand of a sum that only some calls have is computed where the sum is
+        self.conditions = conditions or {}
+        self.deferred = {i for i in self.conditions if i in g.left_out}  # an operand only some calls have,
+        # left out of the sum where absent (not passed on by a step only some calls take)
         self.names = Namespace(gen.names)
         self.names.take("self")
         self.var: dict[int, str] = {}
@@ -405,7 +550,7 @@ class _Forward:
             base = "x" if (not self.root or len(g.inputs) == 1) else g.nodes[i].op
             self.var[i] = self.names.create(base, "x")
         for i, n in enumerate(g.nodes):
-            if n.kind != "input" and not n.training_only:
+            if n.kind != "input" and not n.training_only and i not in self.deferred:
                 self._node(i, n)
         if g.training:  # aux heads: in eager training mode only, as torchvision's GoogLeNet and Inception
             main = self.lines
@@ -427,6 +572,9 @@ class _Forward:
 
     def _node(self, i: int, n: ir.GNode) -> None:
         g = self.g
+        if n.kind == "combine" and any(j in self.deferred for j in n.inputs):
+            self._combine_optional(i, n)
+            return
         ins = [self.var[j] for j in n.inputs]
         for j in n.inputs:
             self.left[j] -= 1
@@ -444,6 +592,9 @@ class _Forward:
         if n.kind == "combine":
             self._combine(i, n, ins, last)
             return
+        if i in self.conditions:
+            self._optional_step(i, n, ins, last)
+            return
         reads_fresh = n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1
         uses = self.left[i]
         if n.kind == "layer":  # a call such as channel_shuffle(x, 2) needs its def (functions: lower case)
@@ -453,9 +604,10 @@ class _Forward:
         elif n.kind == "layer" and not _has_module(n, g):
             expr = functional(n, ins[0], inplace=reads_fresh and LAYERS[n.op].inplace is not None)
         else:
-            expr = f"{attribute('self', n.segment)}({ins[0]})"
+            expr = module_call(n, attribute("self", n.segment), ins[0])
         nxt = g.nodes[i + 1] if i + 1 < len(g.nodes) else None
         if uses == 1 and nxt is not None and nxt.kind == "combine" and nxt.inputs and nxt.inputs[0] != i \
+                and (nxt.op != "concat" or all(g.nodes[j].batched for j in nxt.inputs)) \
                 and i in nxt.inputs:
             self.var[i] = expr  # an operand of the sum that follows: written inside it (`out += self.down(x)`)
             return
@@ -469,6 +621,39 @@ class _Forward:
         self.var[i] = target
         if n.kind == "layer" and LAYERS[n.op].fresh:
             self.fresh.add(i)
+
+    def _call_text(self, n: ir.GNode, ins: list[str]) -> str:
+        """The expression that computes a node from its inputs' variables (no in-place tricks)."""
+        g = self.g
+        if n.kind == "layer" and n.op == "identity" and not _has_module(n, g):
+            return ins[0]
+        if n.kind == "layer":
+            self.gen.helpers.update(h for h in LAYERS[n.op].helpers if h[0].islower())
+        if n.kind == "layer" and takes_tensors(n):
+            return functional(n, ins[0], extra=ins[1:])
+        if n.kind == "layer" and not _has_module(n, g):
+            return functional(n, ins[0])
+        return module_call(n, attribute("self", n.segment), ins[0])
+
+    def _optional_step(self, i: int, n: ir.GNode, ins: list[str], last: list[bool]) -> None:
+        """A step of a chain only some calls take: `if self.use_se: x = self.se(x)`."""
+        expr = self._call_text(n, ins)
+        cond = self.conditions[i]
+        if last[0] and ins[0].isidentifier() and ins[0] not in self.labelled:
+            target = ins[0]
+        else:
+            target = self._new(n.label)
+            self.lines.append(f"{target} = {ins[0]}")
+        self.lines += [f"if {cond}:", f"    {target} = {expr}"]
+        self.var[i] = target
+
+    def _operand(self, j: int) -> str:
+        """A deferred operand (see `deferred`): its expression, its inputs' uses counted now."""
+        n = self.g.nodes[j]
+        ins = [self.var[k] for k in n.inputs]
+        for k in n.inputs:
+            self.left[k] -= 1
+        return self._call_text(n, ins)
 
     def _new(self, label: str | None) -> str:
         name = self.names.create(label or ("out" if "out" not in self.names else "branch"), "value")
@@ -491,7 +676,7 @@ class _Forward:
             target = ins[0]
         else:
             if n.op == "concat":
-                expr = f"torch.cat([{', '.join(ins)}], dim={_torch_dim(n.args.get('dim', 0))})"
+                expr = f"torch.cat([{', '.join(_expanded(self.g, n, ins))}], dim={_torch_dim(n.args.get('dim', 0))})"
             else:
                 expr = f" {'+' if n.op == 'add' else '*'} ".join(ins)
             target = ins[0] if reusable else self._new(None)
@@ -499,6 +684,79 @@ class _Forward:
         self.var[i] = target
         if len(ins) > 1:
             self.fresh.add(i)
+
+
+    def _combine_optional(self, i: int, n: ir.GNode) -> None:
+        """A sum (or product) some of whose operands only some calls have: those added under their
+        condition (`if self.use_res_connect: out = x + out`); two that exclude each other (`downsample`
+        or the identity) as one operand chosen by the condition."""
+        if n.op == "concat":
+            raise _Unwritable("a concat whose branches differ between calls")
+        sign = "+" if n.op == "add" else "*"
+        always = [j for j in n.inputs if j not in self.deferred]
+        optional = [j for j in n.inputs if j in self.deferred]
+        pairs: list[tuple[int, int]] = []
+        for a in optional:
+            for b in optional:
+                if a < b and _exclusive(self.g.nodes[a], self.g.nodes[b]):
+                    pairs.append((a, b))
+        chosen: list[str] = []
+        paired = {x for pair in pairs for x in pair}
+        for a, b in pairs:
+            if not self.conditions[a]:  # the side without a module is tested through the other's
+                a, b = b, a
+            chosen.append(f"({self._operand(a)} if {self.conditions[a]} else {self._operand(b)})")
+        base = [self.var[j] for j in always] + chosen
+        for j in always:
+            self.left[j] -= 1
+        if not base:
+            raise _Unwritable("a sum every operand of which is optional")
+        first = always[0] if always else None
+        reuse = first is not None and self.left[first] == 0 and self.var[first].isidentifier() \
+            and self.total[first] == 1 and self.var[first] not in self.labelled
+        target = self.var[first] if reuse else self._new(None)
+        if reuse and n.op == "add" and first in self.fresh and len(base) > 1:  # torchvision's `out += identity`
+            self.lines += [f"{target} += {other}" for other in base[1:]]
+        elif f" {sign} ".join(base) != target:
+            self.lines.append(f"{target} = {f' {sign} '.join(base)}")
+        for j in optional:
+            if j not in paired:
+                expr = self._operand(j)
+                self.lines += [f"if {self.conditions[j]}:", f"    {target} = {expr} {sign} {target}"]
+        self.var[i] = target
+        self.fresh.add(i)
+
+
+class _Unwritable(Exception):
+    """A merged class (codegen/merge.py) whose forward this writer cannot express: a class per structure."""
+
+
+def _chosen_by_module(g: ir.Graph) -> set[int]:
+    """Operands of a sum that exclude a module operand (ResNet's identity against its downsample)."""
+    out: set[int] = set()
+    for n in g.nodes:
+        if n.kind != "combine":
+            continue
+        guarded = [j for j in n.inputs if g.nodes[j].guard]
+        for a in guarded:
+            for b in guarded:
+                if a != b and _exclusive(g.nodes[a], g.nodes[b]) and _has_module(g.nodes[b], g) \
+                        and not _has_module(g.nodes[a], g):
+                    out.add(a)
+    return out
+
+
+def _exclusive(a: ir.GNode, b: ir.GNode) -> bool:
+    """Two nodes behind opposite sides of the same `if` (one call has one, the others the other)."""
+    sides = {id(stmt): taken for stmt, taken, _ in a.guard}
+    return any(id(stmt) in sides and sides[id(stmt)] != taken for stmt, taken, _ in b.guard)
+
+
+def _expanded(g: ir.Graph, n: ir.GNode, ins: list[str]) -> list[str]:
+    """A concat's operands, a learned tensor expanded to the batch (`self.class_token.expand(x.shape[0], -1, -1)`)."""
+    batch = next(v for j, v in zip(n.inputs, ins) if g.nodes[j].batched)
+    rest = ", ".join(["-1"] * (len(n.out_shape)))
+    return [v if g.nodes[j].batched else f"{v}.expand({batch}.shape[0], {rest})" for j, v in zip(n.inputs, ins)]
 
 
 def _with_locals(lines: list[str], scope: Scope, before: int = 2) -> list[str]:
@@ -559,7 +817,7 @@ def _is_chain(g: ir.Graph, named: bool = False) -> bool:
     for i, n in enumerate(g.nodes[1:], start=1):
         if n.kind not in ("layer", "block", "group") or (n.label is not None and not named) or n.inputs != (i - 1,):
             return False
-        if n.kind == "layer" and (n.op == "param" or takes_tensors(n)):
+        if n.kind == "layer" and (n.op == "param" or takes_tensors(n) or LAYERS[n.op].call is not None):
             return False
     return g.outputs[0][1] == len(g.nodes) - 1
 
@@ -572,6 +830,105 @@ def _in_place(n: ir.GNode, g: ir.Graph) -> bool:
     return (before.kind == "layer" and LAYERS[before.op].fresh) or (before.kind == "combine" and len(before.inputs) > 1)
 
 
+def _has_if(body: tuple) -> bool:
+    for st in body:
+        if isinstance(st, ir.If):
+            return True
+        if isinstance(st, (ir.Repeat, ir.For)) and _has_if(st.body):
+            return True
+        if isinstance(st, ir.NodeStmt) and isinstance(st.node, ir.Container) and _has_if(st.node.body):
+            return True
+    return False
+
+
+def _makes_nodes(body: tuple) -> bool:
+    """Whether statements would add something to the graph (an `if`'s side no call took must not)."""
+    for st in body:
+        if isinstance(st, (ir.NodeStmt, ir.Output)):
+            return True
+        if isinstance(st, ir.If) and (_makes_nodes(st.body) or _makes_nodes(st.orelse)):
+            return True
+        if isinstance(st, (ir.Repeat, ir.For)) and _makes_nodes(st.body):
+            return True
+    return False
+
+
+def _one_sided(bodies: list[ir.Graph]) -> list[ir.If]:
+    """The `if`s the calls all decided one way whose other side would add something to the graph."""
+    seen: dict[int, tuple[ir.If, set[bool]]] = {}
+
+    def visit(g: ir.Graph) -> None:
+        for node in g.nodes:
+            for stmt, taken, _ in node.guard:
+                seen.setdefault(id(stmt), (stmt, set()))[1].add(taken)
+            if node.kind == "group" and node.body is not None:
+                visit(node.body)
+    for b in bodies:
+        visit(b)
+    return [stmt for stmt, outcomes in seen.values()
+            if len(outcomes) == 1 and _makes_nodes(stmt.orelse if True in outcomes else stmt.body)]
+
+
+def _params_of(d: ir.Definition, e: ir.Expr) -> set[str]:
+    """The block's parameters an expression reads, through its lets (`frozen` reads norm_layer)."""
+    from ..evaluate import names_in
+
+    lets: dict[str, set[str]] = {}
+
+    def collect(body: tuple) -> None:
+        for st in body:
+            if isinstance(st, ir.Let):
+                lets.setdefault(st.name, set()).update(names_in(st.value))
+            elif isinstance(st, ir.If):
+                collect(st.body)
+                collect(st.orelse)
+            elif isinstance(st, (ir.Repeat, ir.For)):
+                collect(st.body)
+            elif isinstance(st, ir.NodeStmt) and isinstance(st.node, ir.Container):
+                collect(st.node.body)
+    collect(d.body)
+    params = {p.name for p in d.params}
+    seen, todo = set(), list(names_in(e))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += lets.get(name, ())
+    return seen & params
+
+
+def _variant(graph: ir.Graph, members: dict, b: int) -> ir.Graph:
+    """A merged body with the nodes of call `b` where it has them (its numbers, its arguments' values),
+    for checking that writing the class from them gives the same text."""
+    nodes = []
+    for m in graph.nodes:
+        own = members.get(id(m), {}).get(b)
+        if own is None:
+            nodes.append(m)
+            continue
+        update: dict = {"inputs": m.inputs, "guard": m.guard}
+        if m.kind == "group" and m.body is not None:
+            update["body"] = _variant(m.body, members, b)
+        nodes.append(own.model_copy(update=update))
+    return graph.model_copy(update={"nodes": tuple(nodes)})
+
+
+def _flag_name(n: ir.GNode) -> str:
+    """A flag's name: the `if`'s own when it tests a name (`use_res_connect`), else from the node."""
+    stmt = n.guard[-1][0]
+    if isinstance(stmt.test, ir.Name):
+        return stmt.test.id
+    return f"use_{n.label}" if n.label else ("use_identity" if n.op == "identity" else f"use_{n.op}")
+
+
+def _wrapped(s: Sym, level: int) -> str:
+    return f"({s.text})" if s.prec < level else s.text
+
+
+def _wrapped_text(text: str) -> str:
+    return f"({text})" if " " in text and not (text.startswith("(") and text.endswith(")")) else text
+
+
 def _entry_dims(g: ir.Graph, scope: Scope) -> dict[int, tuple[Sym, Sym]]:
     if not g.inputs:
         return {}
@@ -579,13 +936,25 @@ def _entry_dims(g: ir.Graph, scope: Scope) -> dict[int, tuple[Sym, Sym]]:
     c = scope.names.get(IN)
     if c is None:
         return {}
-    return {g.inputs[0]: (c, literal(first.out_shape[-1]) if first.out_shape else literal(1))}
+    last = scope.names.get(LAST) or _read_last(_size(first.out_shape[-1]) if first.out_shape else literal(1))
+    return {g.inputs[0]: (c, last)}
+
+
+def _read_last(s: Sym) -> Sym:
+    """A class's input's last size, as a number that records its reading (see `LAST`)."""
+    return Sym(s.text, s.symbolic, s.tainted, s.prec, s.reads | {LAST}, s.terms)
 
 
 def _literal_dims(shape: tuple) -> tuple[Sym, Sym]:
     if not shape:
         return (literal(1), literal(1))
-    return (literal(shape[0]), literal(shape[-1]))
+    return (_size(shape[0]), _size(shape[-1]))
+
+
+def _size(d) -> Sym:
+    """A dimension as a number; a symbolic size (a width W) as a value no constructor may read: the
+    checker refuses any layer whose arguments or weights would depend on one (E410)."""
+    return Sym(f"<size {d}>", tainted=True) if isinstance(d, Size) else literal(d)
 
 
 def _part_of(op: str, a: dict, c: Sym) -> Sym | None:
@@ -789,8 +1158,23 @@ def _header(net: ir.Network, root_class: str, sha: str, uses_torch: bool, uses_m
         "",
         f"__all__ = [{py_string(root_class)}]",
         f"MODEL = {py_string(root_class)}",
-        f"INPUT_SHAPE = {tuple(net.input_shape)!r}  # one sample: the batch dimension comes first",
+        *_input_shape(net),
     ]
+
+
+def _input_shape(net: ir.Network) -> list[str]:
+    """INPUT_SHAPE: one sample's shape; for symbolic sizes an example, and INPUT_SIZES what any may be."""
+    if not net.sizes:
+        return [f"INPUT_SHAPE = {tuple(net.input_shape)!r}  # one sample: the batch dimension comes first"]
+    from ..sizes import report
+
+    found = report(net.constraints, net.sizes)
+    values = found.pick(224)
+    shape = tuple(d if isinstance(d, int) else values[str(d)] for d in net.input_shape)
+    sizes = ", ".join(f"{py_string(a.name)}: {py_string(str(a))}" for a in found.variables)
+    return [f"INPUT_SHAPE = {shape!r}  # an example (without the batch): any sizes INPUT_SIZES allows",
+            "# the sizes the network takes (`archspec sizes` says which layers require what)",
+            f"INPUT_SIZES = {{{sizes}}}"]
 
 
 __all__ = ["generate", "spec_hash"]

@@ -114,6 +114,8 @@ class Scope:
     # `let`s written as local variables of the class's __init__: spec name -> (Python name, text)
     locals: dict[str, tuple[str, str]] | None = None
     taken: set[str] = field(default_factory=set)
+    guards: bool = False  # a merged class (codegen/merge.py): its `if`s are written, not built in
+    decided: frozenset = frozenset()  # `if`s (by id) already written around this scope (a named container's own)
 
     def write(self, s: Sym) -> str:
         """The text of a value written into the class: what it reads is now used."""
@@ -302,8 +304,9 @@ def _names(e: Any) -> set[str]:
     return names_in(e) if e is not None else set()
 
 
-def exposable(program) -> dict[str, set[str]]:
-    """For each block and network, the parameters that only flow into layer arguments."""
+def exposable(program, guards: bool = False) -> dict[str, set[str]]:
+    """For each block and network, the parameters that only flow into layer arguments; with `guards`,
+    into `if` tests as well (a class that writes those `if`s itself: codegen/merge.py)."""
     done: dict[str, set[str]] = {}
 
     def visit(name: str) -> set[str]:
@@ -313,7 +316,7 @@ def exposable(program) -> dict[str, set[str]]:
         flows: dict[str, set[str]] = {}
         structural: set[str] = set()
         calls: list[tuple[str, str, set[str]]] = []
-        _walk(d.body, program, flows, structural, calls)
+        _walk(d.body, program, flows, structural, calls, guards)
         if d.alias is not None:  # a variant: its parameters flow into the other network's
             params = [p.name for p in program.definitions[d.alias.name].params]
             positional = iter(params)
@@ -343,16 +346,17 @@ def exposable(program) -> dict[str, set[str]]:
     return done
 
 
-def _walk(body: tuple, program, flows, structural: set[str], calls) -> None:
+def _walk(body: tuple, program, flows, structural: set[str], calls, guards: bool = False) -> None:
     for s in body:
         if isinstance(s, ir.Let):
             flows.setdefault(s.name, set()).update(_names(s.value))
         elif isinstance(s, (ir.Repeat, ir.For, ir.If)):
             test = s.count if isinstance(s, ir.Repeat) else s.iter if isinstance(s, ir.For) else s.test
-            structural.update(_names(test))
-            _walk(s.body, program, flows, structural, calls)
+            if not (guards and isinstance(s, ir.If)):
+                structural.update(_names(test))
+            _walk(s.body, program, flows, structural, calls, guards)
             if isinstance(s, ir.If):
-                _walk(s.orelse, program, flows, structural, calls)
+                _walk(s.orelse, program, flows, structural, calls, guards)
         elif isinstance(s, ir.Input):
             for x in s.dims:
                 structural.update(_names(x))
@@ -368,7 +372,7 @@ def _walk(body: tuple, program, flows, structural: set[str], calls) -> None:
             if isinstance(n, ir.Container):
                 for a in n.args or ():
                     structural.update(_names(a.value))
-                _walk(n.body, program, flows, structural, calls)
+                _walk(n.body, program, flows, structural, calls, guards)
             elif isinstance(n, ir.Ref):
                 structural.update(_names(n.index))
             elif n.name in program.definitions:

@@ -54,12 +54,17 @@ def _pair(v: Sequence[int] | int, default: Sequence[int] | None = None) -> list[
     return v * 2 if len(v) == 1 else v
 
 
-def _spatial(x) -> tuple[int, int]:
+def _spatial(x) -> tuple[int, int] | None:
+    """The input's height and width, or None where they are dynamic (a spec's `input [3, H, W]`)."""
     h, w = x.shape[-2], x.shape[-1]
     if not isinstance(h, int) or not isinstance(w, int):
-        # archspec refuses such a pool at `check --target onnx` before it gets here
-        raise ValueError("a pool of dynamic height or width cannot be lowered statically")
+        return None
     return h, w
+
+
+def _dynamic(what: str):
+    # archspec refuses such a pool at `check --target onnx` (and before compiling) with the layer's position
+    raise ValueError(f"{what} of a dynamic height or width has no exact ONNX form")
 
 
 def _end_padding(sizes, kernel, stride, padding, dilation, ceil) -> tuple[list[int], list[int]]:
@@ -75,7 +80,13 @@ def _end_padding(sizes, kernel, stride, padding, dilation, ceil) -> tuple[list[i
 def max_pool2d(self, kernel_size, stride=(), padding=(0, 0), dilation=(1, 1), ceil_mode=False):
     kernel = _pair(kernel_size)
     stride, padding, dilation = _pair(stride, kernel), _pair(padding), _pair(dilation)
-    _, extra = _end_padding(_spatial(self), kernel, stride, padding, dilation, ceil_mode)
+    sizes = _spatial(self)
+    if sizes is None:  # dynamic sizes: floor mode needs none of them
+        if ceil_mode:
+            _dynamic("a ceil-mode max pool")
+        return _first(op.MaxPool(self, kernel_shape=kernel, strides=stride, pads=[*padding, *padding],
+                                 dilations=dilation, ceil_mode=0))
+    _, extra = _end_padding(sizes, kernel, stride, padding, dilation, ceil_mode)
     begin, end = padding, [p + e for p, e in zip(padding, extra)]
     if any(e >= k for e, k in zip(end, kernel)):  # ONNX pads must stay below the kernel: pad explicitly
         lowest = op.CastLike(op.Constant(value_float=-math.inf), self)
@@ -95,6 +106,11 @@ def avg_pool2d(self, kernel_size, stride=(), padding=(0, 0), ceil_mode=False, co
     kernel = _pair(kernel_size)
     stride, padding = _pair(stride, kernel), _pair(padding)
     sizes = _spatial(self)
+    if sizes is None:  # dynamic sizes: in floor mode no window passes the padded input, so ONNX's divisor is torch's
+        if ceil_mode or divisor_override:
+            _dynamic("a ceil-mode average pool, or one with a divisor,")
+        return op.AveragePool(self, kernel_shape=kernel, strides=stride, pads=[*padding, *padding],
+                              count_include_pad=int(count_include_pad), ceil_mode=0)
     outs, extra = _end_padding(sizes, kernel, stride, padding, (1, 1), ceil_mode)
     end = [p + e for p, e in zip(padding, extra)]
     if not divisor_override and (not count_include_pad or not any(extra)):
@@ -123,7 +139,12 @@ def _divisors(sizes, outs, kernel, stride, padding, divisor_override) -> np.ndar
 
 
 def _adaptive(self, output_size, reduce, pool):
-    h, w = _spatial(self)
+    sizes = _spatial(self)
+    if sizes is None:
+        if all(o == 1 for o in output_size):  # a global pool takes any size
+            return reduce(self, op.Constant(value_ints=[2, 3]), keepdims=1)
+        _dynamic("an adaptive pool to a size other than 1")
+    h, w = sizes
     oh, ow = (output_size[0] if output_size[0] is not None else h), (output_size[-1] if output_size[-1] is not None
                                                                       else w)
     if h % oh == 0 and w % ow == 0:  # even windows: one ordinary pool

@@ -138,13 +138,17 @@ def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> 
         if path:
             node.metadata_props.add(key="archspec.path", value=path)
     values = list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)
-    batch = {d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[:1] if d.dim_param}
+    first = model.graph.input[0].type.tensor_type.shape.dim
+    names = {first[0].dim_param: "batch"} if first and first[0].dim_param else {}
+    for d, size in zip(first[1:], net.input_shape):  # `input [3, H, W]`: the dynamic axes keep the spec's names
+        if d.dim_param and not isinstance(size, int):
+            names[d.dim_param] = str(size)
     for value in values:
         del value.metadata_props[:]
         value.doc_string = ""
-        for d in value.type.tensor_type.shape.dim:  # the exporter names it after its symbol (`s77`)
-            if d.dim_param in batch:
-                d.dim_param = "batch"
+        for d in value.type.tensor_type.shape.dim:  # the exporter names them after its symbols (`s77`)
+            if d.dim_param in names:
+                d.dim_param = names[d.dim_param]
     for init in model.graph.initializer:
         del init.metadata_props[:]
     del model.metadata_props[:]
@@ -158,8 +162,8 @@ def _tidy(model: onnx.ModelProto, net: ir.Network, metadata: dict[str, str]) -> 
         "archspec.version": __version__,
         "archspec.network": net.name,
         "archspec.spec": os.path.basename(net.file),  # a name, not a path: no home folders, same bytes anywhere
-        "archspec.input": json.dumps(list(net.input_shape)),
-        "archspec.output": json.dumps(list(net.out_shape)),
+        "archspec.input": json.dumps([d if isinstance(d, int) else str(d) for d in net.input_shape]),
+        "archspec.output": json.dumps([d if isinstance(d, int) else str(d) for d in net.out_shape]),
         "archspec.overrides": json.dumps(net.overrides, sort_keys=True),
     }
     for k in sorted(info):
@@ -193,7 +197,12 @@ def check_onnx(path: str, net: ir.Network) -> None:
         onnx.checker.check_model(path, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise error("E608", f"the ONNX checker refused the export: {foreign_text(exc)}") from None
-    model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
+    model = onnx.load(path, load_external_data=False)
+    for value, (_, i) in zip(model.graph.input, ((None, i) for i in net.graph.inputs)):
+        for d, size in zip(value.type.tensor_type.shape.dim[1:], net.graph.nodes[i].out_shape):
+            if d.dim_param and d.dim_param != "batch":  # a dynamic size: inferred at this net's number
+                d.dim_value = size
+    model = onnx.shape_inference.infer_shapes(model)
     shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
               for v in list(model.graph.value_info) + list(model.graph.output)}
     expected = {n.path: n.out_shape for n in ir.layers(net.graph) if n.batched}

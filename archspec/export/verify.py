@@ -27,6 +27,7 @@ class Check:
     batch: int
     max_abs: float
     ok: bool
+    shape: tuple = ()  # the input's shape without the batch (two of them for `input [3, H, W]`)
 
 
 def close(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
@@ -51,7 +52,7 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
             got = run(x)
             diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
             ok = close(got, want, rtol, atol)
-            checks.append(Check(name, batch, diff, ok))
+            checks.append(Check(name, batch, diff, ok, tuple(net.input_shape)))
             if not ok:
                 where = ""
                 if name == "onnx" and onnx_path:
@@ -120,6 +121,7 @@ def _run_graph(g: ir.Graph, xs: list, subs: dict, params: dict, batch: int) -> l
         if n.kind == "combine":
             if n.op == "concat":
                 d = n.args.get("dim", 0)
+                ins = [v if g.nodes[j].batched else v.expand(batch, *v.shape[1:]) for j, v in zip(n.inputs, ins)]
                 y = torch.cat(ins, dim=d + 1 if d >= 0 else d)
             else:
                 y = ins[0]
@@ -167,7 +169,9 @@ def _run_layer(n: ir.GNode, g: ir.Graph, ins: list, subs: dict) -> torch.Tensor:
         dims = (literal(x[0]), literal(x[-1])) if x else (literal(1), literal(1))
         text, _ = emit.constructor(n, g, Scope({}), dims)
         layer = eval(text, namespace).eval()  # noqa: S307 (our own table)
-    return layer(ins[0].clone())  # a copy: an in-place layer must not change a tensor another branch reads
+    x = ins[0].clone()  # a copy: an in-place layer must not change a tensor another branch reads
+    call = emit.module_call(n, "m", "x")
+    return layer(x) if call == "m(x)" else eval(call, {"m": layer, "x": x})  # noqa: S307 (our own table)
 
 
 def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x: np.ndarray,
@@ -180,6 +184,7 @@ def first_divergence(module: torch.nn.Module, net: ir.Network, onnx_path: str, x
 
     def keep(name: str):
         def hook(m, args, out) -> None:  # returns None: a hook's return value would replace the output
+            out = out[0] if isinstance(out, tuple) else out  # nn.MultiheadAttention's (output, weights)
             captured.setdefault(name, out.detach().float().cpu().numpy().copy())
         return hook
 

@@ -169,6 +169,11 @@ def check_values(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], w
 def check_metadata(meta: dict[str, str], input_shape: tuple[int, ...], where: str) -> None:
     """Refuse a checkpoint that archspec trained for another input size."""
     trained = meta.get("archspec.input")
+    if trained and any(not isinstance(d, int) for d in input_shape):  # `input [3, H, W]`: weights fit any size
+        dims = trained.split(",")
+        if len(dims) == len(input_shape) and all(not isinstance(d, int) or str(d) == t
+                                                 for d, t in zip(input_shape, dims)):
+            return
     if trained and trained != ",".join(map(str, input_shape)):
         raise error("E601", f"the checkpoint was trained for input {trained.replace(',', 'x')}, not "
                             f"{'x'.join(map(str, input_shape))}", Span(where),

@@ -195,8 +195,13 @@ class Layer:
     init: str = "default"  # `archspec train --init xavier` gives "xavier" layers Xavier-uniform weights
     helpers: tuple[str, ...] = ()  # definitions the generated file needs (codegen/helpers.py)
     sources: int = 1  # inputs it takes: 1, or 0 for a learned tensor
+    call: Callable[[str, str], str] | None = None  # how forward calls its module where not `module(x)`:
+    # (the module, the input) -> the expression (nn.MultiheadAttention as self-attention)
+    fixed: tuple[tuple[str, str], ...] = ()  # constructor keywords always written, after the arguments
     category: str = ""
     aliases: tuple[str, ...] = field(default=())
+    # why ONNX cannot compute it exactly at this input (a symbolic size it would need as a number); None: it can
+    onnx: Callable[[dict, Shape], str | None] | None = None
 
     def module_class(self, a: dict) -> str:
         return self.module(a) if callable(self.module) else self.module
@@ -240,9 +245,15 @@ def window(layer: str, axis: str, size: int, k: int, s: int, p: int, d: int, cei
     """PyTorch's output-size formula for a sliding window, with its ceil_mode correction."""
     span = d * (k - 1) + 1
     n = size + 2 * p - span
-    out = (-(-n // s) if ceil else n // s) + 1
-    if ceil and (out - 1) * s >= size + p:
-        out -= 1
+    if not ceil:
+        out = n // s + 1
+    elif p + s - span > 0:
+        # torch drops a last window that would start at or past size + p: the windows that start
+        # before it, ceil((size + p) / s), are fewer than ceil(n / s) + 1 by at most one, and here
+        # never more (a closed form, so a symbolic size needs no branch)
+        out = (size + p + s - 1) // s
+    else:
+        out = (n + s - 1) // s + 1  # ceil(n / s) + 1: no window can start that late
     if out < 1:  # with ceil_mode a window may overhang the padded input and still give one output
         kernel = f"kernel {k}" if d == 1 else f"dilated kernel {span} (= {d}*({k}-1)+1)"
         raise ShapeProblem("E401", f"{layer}: output {axis} would be zero or less: {kernel} > input {size} + "
@@ -303,7 +314,7 @@ def literal(v: Any) -> str:
 
 
 def check_dim(n: int, layer: str) -> int:
-    if n > MAX_DIM:
+    if isinstance(n, int) and n > MAX_DIM:  # a symbolic size (archspec/sizes.py) is checked once it is a number
         raise ShapeProblem("E408", f"{layer}: a dimension of {n:,} is absurdly large")
     return n
 
@@ -318,7 +329,7 @@ def finite(x: float, what: str, layer: str) -> float:
     return x
 
 
-from . import activation, conv, norm, pool, regularize, resample, tensor  # noqa: E402,F401  (they register)
+from . import activation, attention, conv, norm, pool, regularize, resample, tensor  # noqa: E402,F401  (they register)
 
 
 def markdown_table() -> str:

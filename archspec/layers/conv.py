@@ -77,7 +77,7 @@ def transpose_rf(a: dict, x: Shape, rf: RF, whole: RF) -> RF:
     and the jump shrinks by the stride (a fraction of an input pixel, kept exact)."""
     k, s, d = a["kernel"], a["stride"], a["dilation"]
     return (rf[0] + Fraction(d[0] * (k[0] - 1), s[0]) * rf[2], rf[1] + Fraction(d[1] * (k[1] - 1), s[1]) * rf[3],
-            rf[2] / s[0], rf[3] / s[1])
+            Fraction(rf[2]) / s[0], Fraction(rf[3]) / s[1])
 
 
 def linear_shape(a: dict, x: Shape) -> Shape:

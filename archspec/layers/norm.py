@@ -1,4 +1,5 @@
-"""Normalisation: batch, layer (channels last, or channels first as ConvNeXt), group and instance norm."""
+"""Normalisation: batch (trained, or frozen as torchvision's detection backbones), layer (channels last, or
+channels first as ConvNeXt), group and instance norm."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def _running(a: dict, x: Shape) -> dict[str, Shape]:
 
 def _affine(a: dict, x: Shape) -> dict[str, Shape]:
     return channels(a, x) if a["affine"] else {}
+
+
+def _frozen(a: dict, x: Shape) -> dict[str, Shape]:
+    """torchvision.ops.FrozenBatchNorm2d: the affine terms are buffers too, so nothing is learned."""
+    return {"weight": (x[0],), "bias": (x[0],), "running_mean": (x[0],), "running_var": (x[0],)}
 
 
 def layernorm_shape(a: dict, x: Shape) -> Shape:
@@ -72,6 +78,11 @@ register(
     Layer("batchnorm1d", "batch normalisation of a (features,) or (channels, length) input", _norm_args(),
           batchnorm("batchnorm1d", (1, 2), "a (features,) or (channels, length) input"), "nn.BatchNorm1d",
           weights=_affine, buffers=_running, inferred=lambda a, x: {"num_features": x[0]}, fresh=True,
+          category="normalisation"),
+    Layer("frozen_batchnorm2d", "batch normalisation with fixed statistics and affine terms, all buffers "
+          "(torchvision.ops.FrozenBatchNorm2d, as detection backbones use)", (Arg("eps", "epsilon", 1e-5),),
+          batchnorm("frozen_batchnorm2d", (3,), "a (channels, height, width) input"), "FrozenBatchNorm2d",
+          buffers=_frozen, inferred=lambda a, x: {"num_features": x[0]}, fresh=True, helpers=("FrozenBatchNorm2d",),
           category="normalisation"),
     Layer("layernorm", "layer normalisation over the last `dims` dimensions (channels last)",
           (Arg("dims", "count", 1, torch=None), Arg("eps", "epsilon", 1e-5),

@@ -53,22 +53,43 @@ def adaptive(layer: str):
 POOL = (Arg("kernel", "pair1", torch="kernel_size"), Arg("stride", "stride", None, same_as="kernel"),
         Arg("padding", "pair0", 0))
 
+def _symbolic(x: Shape) -> bool:
+    return any(not isinstance(d, int) for d in x[1:])
+
+
+def _onnx_ceil(a: dict, x: Shape) -> str | None:
+    """ONNX's ceil mode keeps a last window that torch drops; archspec pads it away, which needs the size."""
+    if a["ceil_mode"] and _symbolic(x):
+        return ("ceil_mode=true on a symbolic size: ONNX keeps a last window torch drops, and the exact form "
+                "needs the size as a number")
+    return None
+
+
+def _onnx_adaptive(a: dict, x: Shape) -> str | None:
+    """torch's adaptive windows depend on the input size; a global pool (to 1x1) does not."""
+    if a["output_size"] != (1, 1) and _symbolic(x):
+        return (f"an adaptive pool to {a['output_size'][0]}x{a['output_size'][1]} on a symbolic size: its windows "
+                "depend on the size, which ONNX would need as a number")
+    return None
+
+
 register(
     Layer("maxpool2d", "2-D max pooling; the stride defaults to the kernel",
           POOL + (Arg("dilation", "pair1", 1), Arg("ceil_mode", "bool", False)), maxpool_shape, "nn.MaxPool2d",
-          rf=rf_window, functional=lambda a, x: f"nn.functional.max_pool2d({x}, {_kw(a, _MAX)})", category="pooling"),
+          rf=rf_window, functional=lambda a, x: f"nn.functional.max_pool2d({x}, {_kw(a, _MAX)})", category="pooling",
+          onnx=_onnx_ceil),
     Layer("avgpool2d", "2-D average pooling; the stride defaults to the kernel",
           POOL + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)), avgpool_shape,
           "nn.AvgPool2d", rf=rf_window, functional=lambda a, x: f"nn.functional.avg_pool2d({x}, {_kw(a, _AVG)})",
-          category="pooling"),
+          category="pooling", onnx=_onnx_ceil),
     Layer("adaptive_avgpool2d", "average pooling to a fixed (h, w) output, torch's windows",
           (Arg("output_size", "pair1", keep_pair=True),), adaptive("adaptive_avgpool2d"), "nn.AdaptiveAvgPool2d",
           rf=rf_whole,
           functional=lambda a, x: f"nn.functional.adaptive_avg_pool2d({x}, {py_value(a['output_size'])})",
-          category="pooling"),
+          category="pooling", onnx=_onnx_adaptive),
     Layer("adaptive_maxpool2d", "max pooling to a fixed (h, w) output, torch's windows",
           (Arg("output_size", "pair1", keep_pair=True),), adaptive("adaptive_maxpool2d"), "nn.AdaptiveMaxPool2d",
           rf=rf_whole,
           functional=lambda a, x: f"nn.functional.adaptive_max_pool2d({x}, {py_value(a['output_size'])})",
-          category="pooling"),
+          category="pooling", onnx=_onnx_adaptive),
 )

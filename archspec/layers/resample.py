@@ -33,9 +33,12 @@ def interpolate_shape(a: dict, x: Shape) -> Shape:
 def interpolate_rf(a: dict, x: Shape, rf: RF, whole: RF) -> RF:
     """The jump shrinks by the resampling factor (exactly: in/out); bilinear and bicubic each look at 2
     and 4 input pixels along an axis."""
+    from ..sizes import sample  # a symbolic size (`input [3, H, W]`): the ratio at a generic size
+
     y = interpolate_shape(a, x)
     reach = {"nearest": 0, "bilinear": 1, "bicubic": 3}[a["mode"]]
-    return (rf[0] + reach * rf[2], rf[1] + reach * rf[3], rf[2] * Fraction(x[1], y[1]), rf[3] * Fraction(x[2], y[2]))
+    return (rf[0] + reach * rf[2], rf[1] + reach * rf[3], rf[2] * Fraction(sample(x[1]), sample(y[1])),
+            rf[3] * Fraction(sample(x[2]), sample(y[2])))
 
 
 def _interpolate_call(a: dict, x: str, like: str | None = None) -> str:

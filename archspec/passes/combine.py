@@ -4,7 +4,8 @@
 shape [C, 1, 1] times a [C, H, W] map is [C, H, W]. A learned tensor (`param`) has no batch
 dimension; it broadcasts against batched tensors with its leading dimension against the batch,
 as `x + self.pos_embedding` does in torch. `concat` joins batched tensors along one dimension
-(channels, 0, by default), every other dimension equal.
+(channels, 0, by default), every other dimension equal; a learned tensor whose leading size is 1 joins
+them expanded to the batch, as ViT's `class_token.expand(n, -1, -1)`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def _broadcast(kind: str, values) -> tuple[tuple[int, ...], bool]:
         a, b = [1] * (n - len(out)) + out, [1] * (n - len(other)) + list(other)
         merged = []
         for x, y in zip(a, b):
-            if x == y or y == 1:
+            if _one(y):  # a 1 broadcasts first, so that a symbolic size is never asked whether it is 1
                 merged.append(x)
-            elif x == 1:
+            elif _one(x):
                 merged.append(y)
+            elif x == y:  # two symbolic sizes: equal at every valid size (a constraint)
+                merged.append(x)
             else:
                 raise _mismatch(kind, "branches must have shapes that broadcast", values, i)
         out = merged
@@ -50,9 +53,16 @@ def _broadcast(kind: str, values) -> tuple[tuple[int, ...], bool]:
     return tuple(out), False
 
 
+def _one(v) -> bool:
+    return type(v) is int and v == 1
+
+
 def _concat(values, dim: int) -> tuple[int, ...]:
-    if not all(batched for _, batched, _ in values):
-        raise ShapeProblem("E403", "concat: a tensor without the batch (`param`) cannot be joined to batched ones")
+    if not any(batched for _, batched, _ in values) or \
+            any(not batched and not (shape and _one(shape[0])) for shape, batched, _ in values):
+        raise ShapeProblem("E403", "concat: a tensor without the batch (`param`) joins batched ones only with a "
+                                   "leading size 1, which is expanded to the batch (ViT's class token)")
+    values = [(shape if batched else shape[1:], True, span) for shape, batched, span in values]
     first = values[0][0]
     d = dim_index(dim, first, "concat")
     for i, (shape, _, _) in enumerate(values[1:], start=2):

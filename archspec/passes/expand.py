@@ -27,6 +27,8 @@ from ..evaluate import POISONED, Poisoned, evaluate
 from ..layers import LAYERS, MAX_DIM, REQUIRED, ShapeProblem
 from ..loader import Program
 from ..names import label_problem, network_problem
+from ..sizes import Recorder, Size, SizeError, is_symbolic, quiet, recording, sample_of, site
+from ..summary import show_shape
 from ..values import TensorRef, show, text, type_name
 from .combine import combine_shape
 
@@ -68,6 +70,7 @@ class _Run:
     depth: int = 0
     asserts: list = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)
+    recording: bool = False  # symbolic sizes: comparisons become constraints (archspec/sizes.py)
 
     def step(self, span: Span, n: int = 1) -> None:
         self.steps += n
@@ -157,11 +160,14 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     body, env, steps = _variant(d, env, program)
     b = _Body("")
     inputs = [s for s in body.body if isinstance(s, ir.Input)]
-    first_span = _inputs(body, inputs, env, overrides, b)
+    first_span, variables = _inputs(body, inputs, env, overrides, b)
     first = b.nodes[b.inputs[0]].out_shape
     run.whole = (first[1], first[2], 1, 1) if len(first) >= 3 else (first[1] if len(first) > 1 else 1, 1, 1, 1)
     env["@"] = b.names
-    _Walker(run, b).chain(body.body, env, b.inputs[0])
+    recorder = Recorder()
+    run.recording = bool(variables)  # numbers only: nothing to record, and no cost for it
+    with recording(recorder) if variables else _NOTHING:
+        _Walker(run, b).chain(body.body, env, b.inputs[0])
     if run.problems:
         raise ArchError(run.problems)
     if not b.outputs:
@@ -173,7 +179,26 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     return ir.Network.model_construct(
         span=d.span, name=d.name, file=program.root, input_shape=graph.nodes[graph.inputs[0]].out_shape,
         input_span=first_span, graph=graph, overrides=canonical, arguments=arguments,
-        asserts=tuple(run.asserts), warnings=(), batch=overrides.batch, variant=tuple(steps))
+        asserts=tuple(run.asserts), warnings=(), batch=overrides.batch, variant=tuple(steps),
+        sizes=tuple(variables), constraints=tuple(recorder.constraints) if variables else ())
+
+
+class _Nothing:
+    """A `with` that does nothing, reused (cheaper than contextlib.nullcontext() made each time)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NOTHING = _Nothing()
+
+
+def _what(s: ir.IR) -> str:
+    """How `archspec sizes` names a statement that compares sizes itself."""
+    return {ir.If: "if", ir.Let: "let", ir.Assert: "assert", ir.Repeat: "repeat", ir.For: "for"}.get(type(s), "")
 
 
 def _largest(rfs: list) -> tuple:
@@ -218,17 +243,26 @@ def _last_value(b: _Body) -> int:
     return b.nodes.__len__() - 1 if b.nodes else b.inputs[0]
 
 
-def _inputs(d: ir.Definition, inputs: list[ir.Input], env: dict, overrides: Overrides, b: _Body) -> Span:
-    """The network's input nodes (one per `input` statement; --input replaces the first's shape)."""
+def _inputs(d: ir.Definition, inputs: list[ir.Input], env: dict, overrides: Overrides, b: _Body
+            ) -> tuple[Span, list[str]]:
+    """The network's input nodes (one per `input` statement; --input replaces the first's shape), and
+    the names of its symbolic sizes (`input [3, H, W]`), bound in `env` to Sizes, or to the numbers
+    --input gives them."""
     if not inputs:
         if overrides.input is None:
             raise error("E213", f"network `{d.name}` has no `input` statement", d.span,
                         "add one, such as `input [1, 28, 28]`, or pass --input C,H,W")
         inputs = [ir.Input.model_construct(span=d.span, dims=(), name=None)]
+    variables: list[str] = []
     for k, stmt in enumerate(inputs):
         if k == 0 and overrides.input is not None:
             shape = tuple(overrides.input)
+            _fix_sizes(stmt, shape, env)
         else:
+            for x in stmt.dims:
+                if isinstance(x, ir.Name) and x.id not in env:
+                    env[x.id] = Size.var(x.id, sample_of(len(variables)))
+                    variables.append(x.id)
             shape = tuple(_dim(x, env) for x in stmt.dims)
             if not shape:
                 raise error("E302", "`input` needs at least one dimension, such as `input [3, 224, 224]`", stmt.span)
@@ -238,13 +272,26 @@ def _inputs(d: ir.Definition, inputs: list[ir.Input], env: dict, overrides: Over
         i = b.add(node)
         b.inputs.append(i)
         b.names[name] = i
-    return inputs[0].span
+    return inputs[0].span, variables
 
 
-def _dim(e: ir.Expr, env: dict) -> int:
+def _fix_sizes(stmt: ir.Input, shape: tuple[int, ...], env: dict) -> None:
+    """--input on `input [3, H, W]`: H and W take its numbers (the same name twice, the same number)."""
+    fixed: dict[str, int] = {}
+    for x, n in zip(stmt.dims, shape):
+        if isinstance(x, ir.Name) and (x.id not in env or x.id in fixed):
+            if fixed.setdefault(x.id, n) != n:
+                raise io_error("E302", f"--input gives the size `{x.id}` two values, {fixed[x.id]} and {n}", x.span)
+            env[x.id] = n
+
+
+def _dim(e: ir.Expr, env: dict) -> int | Size:
     v = evaluate(e, env)
+    if isinstance(v, Size):
+        return v
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise error("E302", f"an input dimension must be a positive int, got {show(v)}", e.span)
+        raise error("E302", f"an input dimension must be a positive int or a size name (`H`), got {show(v)}",
+                    e.span)
     return v
 
 
@@ -283,8 +330,11 @@ class _Walker:
     """Walks statements into the graph of one body; `chain` threads a value through them, `branches`
     feeds each node statement the same value and collects their outputs."""
 
-    def __init__(self, run: _Run, body: _Body) -> None:
+    def __init__(self, run: _Run, body: _Body, guard: tuple = ()) -> None:
         self.run, self.b = run, body
+        # The `if`s of the enclosing block that led here, each (statement, branch taken, env): codegen
+        # writes one class for calls of a block that differ only in them (passes reset it per block).
+        self.guard = guard
 
     # -- the two ways of walking a list of statements --------------------------------------------
     def chain(self, stmts: tuple, env: dict, cur: int) -> int:
@@ -299,7 +349,10 @@ class _Walker:
     def _guarded(self, s: ir.IR, env: dict, cur: int, out: list[int] | None) -> int:
         """One statement; on an error, record it and go on with a failed value (chain) or branch."""
         try:
-            return self._statement(s, env, cur, out)
+            if not self.run.recording:
+                return self._statement(s, env, cur, out)
+            with site(s.span, _what(s)):  # symbolic sizes: what it compares becomes a constraint here
+                return self._statement(s, env, cur, out)
         except _Stop:
             raise
         except ArchError as exc:
@@ -345,7 +398,13 @@ class _Walker:
                 cur = self._walk(s.body, env, cur, out)
             return cur
         if isinstance(s, ir.If):
-            return self._walk(s.body if evaluate(s.test, env) else s.orelse, env, cur, out)
+            taken = bool(evaluate(s.test, env))
+            outer = self.guard
+            self.guard = outer + ((s, taken, snapshot(env)),)
+            try:
+                return self._walk(s.body if taken else s.orelse, env, cur, out)
+            finally:
+                self.guard = outer
         if isinstance(s, ir.Let):
             at = snapshot(env)  # the env its expression read: where it came from, for codegen
             value = evaluate(s.value, env)
@@ -426,13 +485,16 @@ class _Walker:
         dim = _container_dim(c, env)
         values = [(b.nodes[i].out_shape, b.nodes[i].batched, b.nodes[i].span) for i in outs]
         try:
-            shape, batched = combine_shape(c.kind, values, dim)
+            with site(c.span, c.kind) if self.run.recording else _NOTHING:
+                shape, batched = combine_shape(c.kind, values, dim)
         except ShapeProblem as p:
             raise ArchError(Diagnostic(p.code, p.message, getattr(p, "span", None) or c.span, p.notes)) from None
+        with quiet() if self.run.recording else _NOTHING:
+            rf = _largest([b.nodes[i].rf for i in outs])
         node = ir.GNode.model_construct(span=c.span, kind="combine", op=c.kind, args={"dim": dim} if c.kind ==
                                         "concat" else {}, inputs=tuple(outs), out_shape=shape, batched=batched,
-                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0,
-                                        rf=_largest([b.nodes[i].rf for i in outs]))
+                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0, rf=rf,
+                                        guard=self.guard)
         return b.add(node)
 
     def _group(self, c: ir.Container, label: str, lspan: Span | None, env: dict, cur: int) -> int:
@@ -444,7 +506,7 @@ class _Walker:
         x = self._entry(inner, cur, c.span)
         scoped = {k: v for k, v in env.items() if k != SNAP}
         scoped["@"] = inner.names
-        walker = _Walker(self.run, inner)
+        walker = _Walker(self.run, inner, self.guard)  # a named container is part of its block's class
         if c.kind == "seq":
             y = walker.chain(c.body, scoped, x)
         else:
@@ -461,6 +523,7 @@ class _Walker:
         i = inner.add(ir.GNode.model_construct(span=span, kind="input", op="x", out_shape=node.out_shape,
                                                batched=node.batched, rf=node.rf))
         inner.inputs.append(i)
+        inner.names["input"] = i  # `@input` in a block or named container: the tensor reaching it
         return i
 
     def _module(self, inner: _Body, y: int, *, kind: str, op: str, span: Span, label: str | None,
@@ -474,7 +537,7 @@ class _Walker:
             span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
             label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
             batched=out.batched, params=sum(n.params for n in inside), macs=sum(n.macs for n in inside),
-            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf)
+            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard)
         return self.b.add(node)
 
     def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
@@ -490,24 +553,32 @@ class _Walker:
                                 "and `mul`", c.span)
         shaped = {k: (self.b.shape(v.node) if isinstance(v, TensorRef) else v) for k, v in args.items()}
         try:
-            y = layer.shape(shaped, x)
-            params = layer.params(shaped, x)
-            macs = layer.macs(shaped, x, y)
+            with site(c.span, c.name) if self.run.recording else _NOTHING:  # its comparisons of sizes, here
+                y = layer.shape(shaped, x)
+                params = layer.params(shaped, x)
+                macs = layer.macs(shaped, x, y)
         except ShapeProblem as p:
-            notes = p.notes + ((f"input shape {list(x)}",) if layer.sources else ())
+            notes = p.notes + ((f"input shape {show_shape(x)}",) if layer.sources else ())
             raise ArchError(Diagnostic(p.code, p.message, c.span, notes)) from None
-        if any(n > MAX_DIM for n in y) or prod(y) > MAX_DIM * 16:
+        except SizeError as p:
+            raise error(p.code, f"{c.name}: {p.message}", c.span, f"input shape {show_shape(x)}") from None
+        if isinstance(params, Size):
+            raise error("E410", f"{c.name}: its parameters would depend on the input size ({params})", c.span,
+                        f"input shape {show_shape(x)}", "fix the size with --input, or pool to a fixed size first "
+                        "(adaptive_avgpool2d)")
+        if not (self.run.recording and is_symbolic(y)) and (any(n > MAX_DIM for n in y) or prod(y) > MAX_DIM * 16):
             raise error("E408", f"{c.name}: output shape {list(y)} is absurdly large", c.span)
         seg, path = self.b.segment(label, lspan or c.span)
         rf = ONE
         if layer.sources:
-            rf = _largest([self.b.nodes[i].rf for i in inputs])
-            if layer.rf is not None:
-                rf = layer.rf(shaped, x, rf, self.run.whole)
+            with quiet() if self.run.recording else _NOTHING:  # a receptive field never refuses a size
+                rf = _largest([self.b.nodes[i].rf for i in inputs])
+                if layer.rf is not None:
+                    rf = layer.rf(shaped, x, rf, self.run.whole)
         node = ir.GNode.model_construct(
             span=c.span, kind="layer", op=c.name, args=args, written=written, positional=_positional(c),
             inputs=inputs, label=label, label_span=lspan, path=path, segment=seg, out_shape=tuple(y),
-            batched=bool(layer.sources), params=params, macs=macs,
+            batched=bool(layer.sources), params=params, macs=macs, guard=self.guard,
             activation_bytes=0 if c.name == "identity" else BYTES * prod(y), source=self._source, rf=rf)
         return self._name(label, self.b.add(node))
 
@@ -522,6 +593,11 @@ class _Walker:
             v = given.get(a.name, a.default)
             if v is REQUIRED:
                 continue  # resolve has reported it
+            if self.run.recording and is_symbolic(v):  # only a network with symbolic sizes has Size values
+                bad.append(Diagnostic("E410", f"{c.name} argument `{a.name}` is `{show(v)}`, which depends on the "
+                                              "input size: a layer's arguments are numbers", spans.get(a.name, c.span),
+                                      ("fix the size with --input, or compute the argument without it",)))
+                continue
             try:
                 args[a.name] = a.coerce(v)
             except TypeError as exc:

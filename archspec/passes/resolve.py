@@ -69,6 +69,7 @@ def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
     if d.kind == "block":
         bound |= set(BLOCK_NAMES)
     inputs = [s for s in d.body if isinstance(s, ir.Input)]
+    bound |= size_variables(inputs, bound)  # `input [3, H, W]`: H and W are sizes, readable afterwards
     named: dict[str | None, ir.Input] = {}
     for i in inputs:
         first = named.get(i.name)
@@ -84,6 +85,12 @@ def _check_definition(d: ir.Definition, program: Program) -> list[Diagnostic]:
     if d.alias is not None:
         out += _check_alias(d, bound, program)
     return out
+
+
+def size_variables(inputs: list[ir.Input], bound: set[str]) -> set[str]:
+    """The names an `input` statement declares as symbolic sizes: a bare name in its shape that is not
+    a value in scope (`input [3, H, W]`)."""
+    return {e.id for i in inputs for e in i.dims if isinstance(e, ir.Name) and e.id not in bound}
 
 
 def _check_alias(d: ir.Definition, bound: set[str], program: Program) -> list[Diagnostic]:

@@ -19,12 +19,23 @@ INPUT_SHAPE = (1, 96, 96)  # one sample: the batch dimension comes first
 class Residual(nn.Module):
     """The `residual` block of residual.arch:3."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        use_1x1conv: bool = False,
+        stride: int = 1,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=3, stride=stride, padding=1)
         self.bn1 = nn.BatchNorm2d(num_features=channels)
         self.conv2 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(num_features=channels)
+        self.conv3 = (
+            nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
+            if use_1x1conv
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -32,29 +43,7 @@ class Residual(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv2(out)
         out = self.bn2(out)
-        out += x
-        out = nn.functional.relu(out, inplace=True)
-        return out
-
-
-class Residual2(nn.Module):
-    """The `residual` block of residual.arch:3."""
-
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=3, stride=stride, padding=1)
-        self.bn1 = nn.BatchNorm2d(num_features=channels)
-        self.conv2 = nn.Conv2d(in_channels=channels, out_channels=channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm2d(num_features=channels)
-        self.conv3 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out += self.conv3(x)
+        out += (self.conv3(x) if self.conv3 is not None else x)
         out = nn.functional.relu(out, inplace=True)
         return out
 
@@ -75,15 +64,15 @@ class Resnet18(nn.Module):
             Residual(in_channels=64, channels=64),
         )
         self.b3 = nn.Sequential(
-            Residual2(in_channels=64, channels=128, stride=2),
+            Residual(in_channels=64, channels=128, use_1x1conv=True, stride=2),
             Residual(in_channels=128, channels=128),
         )
         self.b4 = nn.Sequential(
-            Residual2(in_channels=128, channels=256, stride=2),
+            Residual(in_channels=128, channels=256, use_1x1conv=True, stride=2),
             Residual(in_channels=256, channels=256),
         )
         self.b5 = nn.Sequential(
-            Residual2(in_channels=256, channels=512, stride=2),
+            Residual(in_channels=256, channels=512, use_1x1conv=True, stride=2),
             Residual(in_channels=512, channels=512),
         )
         self.last = nn.Sequential(

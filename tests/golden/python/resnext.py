@@ -25,6 +25,7 @@ class ResnextBlock(nn.Module):
         channels: int,
         groups: int,
         bot_mul: float,
+        use_1x1conv: bool = False,
         stride: int = 1,
     ) -> None:
         super().__init__()
@@ -42,49 +43,12 @@ class ResnextBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(num_features=bot_channels)
         self.conv3 = nn.Conv2d(in_channels=bot_channels, out_channels=channels, kernel_size=1)
         self.bn3 = nn.BatchNorm2d(num_features=channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = nn.functional.relu(out, inplace=True)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        out += x
-        out = nn.functional.relu(out, inplace=True)
-        return out
-
-
-class ResnextBlock2(nn.Module):
-    """The `resnext_block` block of resnext.arch:7."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        groups: int,
-        bot_mul: float,
-        stride: int = 1,
-    ) -> None:
-        super().__init__()
-        bot_channels = int(round(channels * bot_mul))
-        self.conv1 = nn.Conv2d(in_channels=in_channels, out_channels=bot_channels, kernel_size=1)
-        self.bn1 = nn.BatchNorm2d(num_features=bot_channels)
-        self.conv2 = nn.Conv2d(
-            in_channels=bot_channels,
-            out_channels=bot_channels,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
-            groups=bot_channels // groups,
+        self.conv4 = (
+            nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
+            if use_1x1conv
+            else None
         )
-        self.bn2 = nn.BatchNorm2d(num_features=bot_channels)
-        self.conv3 = nn.Conv2d(in_channels=bot_channels, out_channels=channels, kernel_size=1)
-        self.bn3 = nn.BatchNorm2d(num_features=channels)
-        self.conv4 = nn.Conv2d(in_channels=in_channels, out_channels=channels, kernel_size=1, stride=stride)
-        self.bn4 = nn.BatchNorm2d(num_features=channels)
+        self.bn4 = nn.BatchNorm2d(num_features=channels) if use_1x1conv else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -95,8 +59,10 @@ class ResnextBlock2(nn.Module):
         out = nn.functional.relu(out, inplace=True)
         out = self.conv3(out)
         out = self.bn3(out)
-        x = self.conv4(x)
-        out += self.bn4(x)
+        conv4 = x
+        if self.conv4 is not None:
+            conv4 = self.conv4(x)
+        out += (self.bn4(conv4) if self.bn4 is not None else x)
         out = nn.functional.relu(out, inplace=True)
         return out
 
@@ -117,15 +83,36 @@ class Resnext(nn.Module):
             ResnextBlock(in_channels=64, channels=64, groups=groups, bot_mul=bot_mul),
         )
         self.b3 = nn.Sequential(
-            ResnextBlock2(in_channels=64, channels=128, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(
+                in_channels=64,
+                channels=128,
+                groups=groups,
+                bot_mul=bot_mul,
+                use_1x1conv=True,
+                stride=2,
+            ),
             ResnextBlock(in_channels=128, channels=128, groups=groups, bot_mul=bot_mul),
         )
         self.b4 = nn.Sequential(
-            ResnextBlock2(in_channels=128, channels=256, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(
+                in_channels=128,
+                channels=256,
+                groups=groups,
+                bot_mul=bot_mul,
+                use_1x1conv=True,
+                stride=2,
+            ),
             ResnextBlock(in_channels=256, channels=256, groups=groups, bot_mul=bot_mul),
         )
         self.b5 = nn.Sequential(
-            ResnextBlock2(in_channels=256, channels=512, groups=groups, bot_mul=bot_mul, stride=2),
+            ResnextBlock(
+                in_channels=256,
+                channels=512,
+                groups=groups,
+                bot_mul=bot_mul,
+                use_1x1conv=True,
+                stride=2,
+            ),
             ResnextBlock(in_channels=512, channels=512, groups=groups, bot_mul=bot_mul),
         )
         self.last = nn.Sequential(
