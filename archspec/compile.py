@@ -189,8 +189,10 @@ def _providers(device: str) -> list[str]:
 
 
 def _torch_runner(load, like):
-    """Run a loaded artifact on numpy input, on the reference module's device and dtype."""
+    """Run a loaded artifact on numpy input, on the reference module's device and dtype: its outputs, in order."""
     import torch
+
+    from .export.verify import arrays
 
     param = next(like.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
@@ -200,7 +202,7 @@ def _torch_runner(load, like):
         if not loaded:
             loaded.append(load())
         with torch.no_grad():
-            return loaded[0](torch.from_numpy(x).to(device, dtype)).float().cpu().numpy()
+            return arrays(loaded[0](torch.from_numpy(x).to(device, dtype)))
     return run
 
 
@@ -217,5 +219,5 @@ def _ort_runner(path: str, providers: list[str] | None = None, dtype: str = "fp3
             session.append(ort.InferenceSession(path, providers=providers or ["CPUExecutionProvider"]))
         s = session[0]
         feed = x.astype(np.float16) if dtype == "fp16" else x
-        return s.run(None, {s.get_inputs()[0].name: feed})[0].astype(np.float32)
+        return [y.astype(np.float32) for y in s.run(None, {s.get_inputs()[0].name: feed})]
     return run

@@ -208,6 +208,7 @@ class Label(IR):
     name: str  # as written, without quotes: `b`, or `block{i}-0`
     index: Optional[Expr] = None  # `b{i + 2}`
     parts: Optional[tuple[Union[str, Expr], ...]] = None  # a quoted label: text and {expr} parts, in order
+    tensor: bool = False  # `@name = ...`: names the node's output tensor only, not its module
 
 
 class Call(IR):
@@ -218,7 +219,7 @@ class Call(IR):
 
 
 class Container(IR):
-    kind: Literal["seq", "add", "mul", "concat"]
+    kind: Literal["seq", "add", "mul", "concat", "modules"]
     body: tuple["Stmt", ...]
     args: Optional[tuple[Arg, ...]] = None  # concat(dim=1)
 
@@ -328,6 +329,7 @@ class GNode(IR):
     inputs: tuple[int, ...] = ()
     label: Optional[str] = None
     label_span: Optional[Span] = None
+    tensor: Optional[str] = None  # the name `@name = ...` gives its output (a variable's name in generated code)
     path: str = ""
     segment: Optional[str] = None
     body: Optional["Graph"] = None

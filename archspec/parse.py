@@ -295,6 +295,12 @@ class _ToIR(Transformer):
     def node_stmt(self, meta, c):
         return self._n(ir.NodeStmt, meta, label=c[0], node=c[1])
 
+    def tensor_label(self, meta, c):
+        return self._n(ir.Label, meta, name=str(c[0]), index=c[1], tensor=True)
+
+    def modules(self, meta, c):
+        return self._n(ir.Container, meta, kind="modules", body=c[0])
+
     def label(self, meta, c):
         tok = c[0]
         if tok.type == "STRING":

@@ -1,14 +1,17 @@
-"""torchvision's segmentation heads and the backbones under them, weight for weight, with the harness of
-tests/test_torchvision.py (its helpers imported, not copied).
+"""torchvision's segmentation networks and its ResNet-FPN detection backbone, weight for weight, with the
+harness of tests/test_torchvision.py (its helpers imported, not copied).
 
-specs/torchvision/segmentation.arch holds FCN's head (every network's auxiliary classifier too) and
-DeepLabV3's head with its ASPP, whose pooling branch upsamples back to its input's size; resnet.arch
-gives the dilated ResNet (`dilated_stages`, torchvision's replace_stride_with_dilation) with batch norm
-or frozen batch norm, and mobilenet_v3.arch the dilated MobileNetV3. For each, against torchvision's own
-module: the same state_dict keys and shapes, the parameter count archspec computes statically,
-torchvision's weights loaded with strict=True and no mapping, equal outputs in eval mode with the
-normalisation statistics perturbed, at a non-square input, and MACs equal to torch's flop counter
-(halved). One of them compiles to Python, TorchScript, pt2 and ONNX, verified at batch 1 and 3.
+specs/torchvision/segmentation.arch builds every builder of torchvision.models.segmentation (FCN and
+DeepLabV3 on a dilated ResNet, DeepLabV3 and LR-ASPP on a dilated MobileNetV3-Large, with the aux head of
+aux_loss=True), and specs/torchvision/fpn.arch resnet_fpn_backbone. Their parts are checked first: FCN's
+head, DeepLabV3's head with its ASPP, whose pooling branch upsamples back to its input's size, the
+dilated ResNet (resnet.arch's `dilated_stages`, torchvision's replace_stride_with_dilation) with batch
+norm or frozen batch norm, and the dilated MobileNetV3. For each part and each network, against
+torchvision's own module: the same state_dict keys and shapes, the parameter count archspec computes
+statically, the same children, MACs equal to torch's flop counter (halved), torchvision's weights loaded
+with strict=True and no mapping, and equal outputs (every named output: `out` and `aux`, `0` .. `3` and
+`pool`) in eval mode with the normalisation statistics perturbed, at a non-square input. The smallest
+network of each file compiles to Python, TorchScript, pt2 and ONNX, verified at batch 1 and 3.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ torchvision = pytest.importorskip("torchvision")
 from test_torchvision import on_meta, perturb  # noqa: E402  (tests/ is on the path under pytest)
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torchvision.models import segmentation  # noqa: E402
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
 from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
 from torchvision.ops import FrozenBatchNorm2d  # noqa: E402
 
 import archspec  # noqa: E402
+from archspec.errors import Sources  # noqa: E402
+from archspec.loader import load_file  # noqa: E402
 
 SEGMENTATION = 'import "specs/torchvision/segmentation.arch"\n'
 RESNET = 'import "specs/torchvision/resnet.arch"\n'
@@ -135,5 +142,115 @@ def test_the_deeplab_head_compiles_and_verifies(tmp_path):
 
     spec, _ = PARTS["deeplab_head_rates"]()
     result = compile_spec(spec, Options(out_dir=str(tmp_path / "head")))
+    assert {c.artifact for c in result.checks} == {"torchscript", "pt2", "onnx"}
+    assert [c.batch for c in result.checks if c.artifact == "onnx"] == [1, 3] and all(c.ok for c in result.checks)
+
+
+# ---- the networks: torchvision's segmentation builders and resnet_fpn_backbone -----------------------------
+
+SEGMENTATION_FILE = "specs/torchvision/segmentation.arch"
+FPN_FILE = "specs/torchvision/fpn.arch"
+INPUT = (3, 72, 104)  # non-square; every network here is fully convolutional
+
+
+def _segmentation(name: str, **kw):
+    """torchvision's builder as the spec builds it: no weights, and the aux head where the builder has one."""
+    if not name.startswith("lraspp"):
+        kw.setdefault("aux_loss", True)
+    return lambda: getattr(segmentation, name)(weights=None, weights_backbone=None, **kw)
+
+
+# network -> (its file, a factory of torchvision's model)
+NETWORKS = {name: (SEGMENTATION_FILE, _segmentation(name))
+            for name in torchvision.models.list_models(module=segmentation)}
+NETWORKS["resnet50_fpn_backbone"] = (FPN_FILE, lambda: resnet_fpn_backbone(backbone_name="resnet50", weights=None))
+HEAVY = ("fcn_resnet101", "deeplabv3_resnet101")  # on the meta device only, to keep the suite's time
+
+
+def net_spec(name: str, **overrides) -> archspec.Spec:
+    return archspec.load(NETWORKS[name][0], network=name, input=INPUT, **overrides)
+
+
+def test_every_segmentation_builder_has_its_network():
+    program = load_file(SEGMENTATION_FILE, Sources())
+    defined = {n for n in program.own if program.definitions[n].kind == "network"}
+    assert set(torchvision.models.list_models(module=segmentation)) <= defined
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_the_same_weights_children_and_macs_as_torchvision(name):
+    """On the meta device: state_dict keys and shapes, the parameter count (archspec's, static), the
+    children (the FPN's too: inner_blocks, layer_blocks, extra_blocks), the summary's top-level rows, and
+    MACs against torch's flop counter at a non-square input."""
+    spec = net_spec(name)
+    tv = on_meta(NETWORKS[name][1]).eval()
+    with torch.device("meta"):
+        ours = spec.to_torch().eval()
+    want = {k: tuple(v.shape) for k, v in tv.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert sorted(set(want) ^ set(got)) == [], "keys only one of them has"
+    assert got == want
+    assert spec.params == sum(p.numel() for p in tv.parameters())
+    children = [n for n, _ in tv.named_children()]
+    assert [n for n, _ in ours.named_children()] == children
+    for child in children:
+        assert [n for n, _ in getattr(ours, child).named_children()] == \
+            [n for n, _ in getattr(tv, child).named_children()]
+    rows = {r["name"].split(".")[0] for r in spec.summary(depth=1)["layers"]}
+    assert set(children) <= rows, "summary --depth 1 shows torchvision's top-level children"
+    assert spec.macs == flop_macs(tv, torch.zeros(1, *INPUT, device="meta"))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NETWORKS if n not in HEAVY))
+def test_torchvisions_weights_load_and_every_output_agrees(name):
+    torch.manual_seed(0)
+    tv = perturb_frozen(NETWORKS[name][1]().eval())
+    ours = net_spec(name).to_torch().eval()
+    ours.load_state_dict(tv.state_dict(), strict=True)  # no mapping
+    x = torch.randn(2, *INPUT, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = tv(x), ours(x)
+    assert list(got) == list(want), "the outputs by name, in torchvision's order"
+    for key in want:
+        scale = want[key].abs().max().item()
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5 * max(1.0, scale))
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_mobilenet_v3_large"])
+def test_without_the_aux_head(name):
+    """aux_loss=false, torchvision's default: no aux_classifier, and `out` alone (a dict still)."""
+    spec = net_spec(name, aux_loss=False)
+    tv = on_meta(_segmentation(name, aux_loss=False)).eval()
+    with torch.device("meta"):
+        ours = spec.to_torch().eval()
+        got = ours(torch.zeros(1, *INPUT))
+    assert sorted(ours.state_dict()) == sorted(tv.state_dict())
+    assert [n for n, _ in ours.named_children()] == ["backbone", "classifier"]
+    assert list(got) == ["out"] and tuple(got["out"].shape) == (1, 21, *INPUT[1:])
+
+
+def test_an_fpn_on_resnet18_returning_three_stages():
+    """resnet_fpn_backbone("resnet18", returned_layers=[2, 3, 4]): basic blocks with frozen batch norm,
+    three lateral levels named 0 .. 2, and the pool."""
+    tv = perturb_frozen(resnet_fpn_backbone(backbone_name="resnet18", weights=None, returned_layers=[2, 3, 4]))
+    spec = archspec.load(FPN_FILE, network="resnet_fpn_backbone", input=INPUT, backbone_name="resnet18",
+                         returned_layers=[2, 3, 4])
+    assert spec.params == sum(p.numel() for p in tv.parameters())
+    ours = spec.to_torch().eval()
+    ours.load_state_dict(tv.eval().state_dict(), strict=True)
+    x = torch.randn(1, *INPUT, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want, got = tv(x), ours(x)
+    assert list(got) == list(want) == ["0", "1", "2", "pool"]
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5 * max(1.0, want[key].abs().max().item()))
+
+
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "resnet50_fpn_backbone"])
+def test_one_of_each_family_compiles_and_verifies(name, tmp_path):
+    """The smallest network of each file, to Python, TorchScript, pt2 and ONNX: every named output checked."""
+    from archspec.compile import Options, compile_spec
+
+    result = compile_spec(net_spec(name), Options(out_dir=str(tmp_path / name)))
     assert {c.artifact for c in result.checks} == {"torchscript", "pt2", "onnx"}
     assert [c.batch for c in result.checks if c.artifact == "onnx"] == [1, 3] and all(c.ok for c in result.checks)

@@ -27,7 +27,8 @@ GRAMMAR = json.loads((VSCODE / "syntaxes" / "arch.tmLanguage.json").read_text(en
 SPECS = sorted(ROOT.glob("specs/**/*.arch"))
 ROOT_SCOPE = GRAMMAR["scopeName"]
 
-KEYWORDS = {"block", "network", "def", "input", "output", "seq", "add", "mul", "concat", "repeat", "for", "in",
+KEYWORDS = {"block", "network", "def", "input", "output", "seq", "add", "mul", "concat", "modules", "repeat", "for",
+            "in",
             "if", "else", "let", "assert", "import", "return", "and", "or", "not"}
 CONSTANTS = {"true", "false", "none"}
 
@@ -176,6 +177,8 @@ def _against_the_lexer(text: str, scopes: list[list[list[str]]], name: str) -> d
             kind, want = "string", ("string.quoted.double.arch",)
         elif tok.type == "NAME" and before == ":":
             kind, want = "type", ("support.type.arch",)  # `planes: int = 64`
+        elif before == "@" and depth == 0 and after == "=":
+            kind, want = "reference", ("variable.other.reference.arch",)  # a tensor name: `@p{i} = ...`
         elif word and after == "=" and depth == 0 and before != "let":
             kind, want = "label", ("entity.name.tag.label.arch",)  # even a keyword: `block = seq {...}`
         elif word and after == "=" and depth > 0:

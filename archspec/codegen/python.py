@@ -174,6 +174,8 @@ class Generator:
             return _with_locals(lines, scope, before=1), "nn.Sequential", tainted
         init = ["def __init__(self) -> None:", "    super().__init__()"]
         uses = _uses(g)
+        holders: set[str] = set()
+        lists = _module_lists(g)
         conditions: dict[int, str] = {}  # node -> how forward tests that this call has it
         flags = Namespace(self.names)
         for n in g.nodes:
@@ -202,7 +204,7 @@ class Generator:
                 init.append("    " + (f"self.{n.segment} = {text}" if _plain(n.segment) else
                                       f"self.register_parameter({py_string(n.segment)}, {text})"))
             else:
-                init.append("    " + set_attribute("self", n.segment, _indent(text, "    ")))
+                _add_module(n.segment, text, holders, lists, init)
         fwd = _Forward(g, self, root, conditions)
         lines = fwd.write()
         return _with_locals(init, scope) + ["", fwd.signature(), *[f"    {line}" for line in lines]], "nn.Module", \
@@ -538,10 +540,11 @@ class _Forward:
         self.lines: list[str] = []
         self.fresh: set[int] = set()  # nodes whose value is a new tensor nothing else holds
         self.labelled: set[str] = set()  # variables named after a node the spec names
+        self.lists = _module_lists(g)  # `modules` holders written as nn.ModuleLists
 
     def signature(self) -> str:
         args = ", ".join(f"{self.var[i]}: torch.Tensor" for i in self.g.inputs)
-        result = "dict[str, torch.Tensor]" if len(self.g.outputs) > 1 else "torch.Tensor"
+        result = "dict[str, torch.Tensor]" if _returns_dict(self.g) else "torch.Tensor"
         return f"def forward(self, {args}) -> {result}:"
 
     def write(self) -> list[str]:
@@ -563,7 +566,7 @@ class _Forward:
             main += ["if not torch.jit.is_scripting():", "    if self.training:",
                      *[f"        {line}" for line in self.lines]]
             self.lines = main
-        if len(g.outputs) > 1:
+        if _returns_dict(g):
             items = ", ".join(f"{py_string(name)}: {self.var[i]}" for name, i in g.outputs)
             self.lines.append(f"return {{{items}}}")
         else:
@@ -587,7 +590,7 @@ class _Forward:
                 self.fresh.add(i)
             return
         if n.kind == "layer" and n.op == "param":
-            self.var[i] = attribute("self", n.segment)
+            self.var[i] = member("self", n.segment, self.lists)
             return
         if n.kind == "combine":
             self._combine(i, n, ins, last)
@@ -604,7 +607,7 @@ class _Forward:
         elif n.kind == "layer" and not _has_module(n, g):
             expr = functional(n, ins[0], inplace=reads_fresh and LAYERS[n.op].inplace is not None)
         else:
-            expr = module_call(n, attribute("self", n.segment), ins[0])
+            expr = module_call(n, member("self", n.segment, self.lists), ins[0])
         nxt = g.nodes[i + 1] if i + 1 < len(g.nodes) else None
         if uses == 1 and nxt is not None and nxt.kind == "combine" and nxt.inputs and nxt.inputs[0] != i \
                 and (nxt.op != "concat" or all(g.nodes[j].batched for j in nxt.inputs)) \
@@ -613,9 +616,10 @@ class _Forward:
             return
         # A variable named after a node the spec names is not taken over by a node of another name
         # (`expand3x3 = ...`, not `squeeze_activation = self.expand3x3(...)`).
-        named = ins[0] in self.labelled and n.label is not None
-        reuse = last[0] and ins[0].isidentifier() and (n.label is None or uses <= 1) and not named
-        target = ins[0] if reuse else self._new(n.label if uses > 1 or named else None)
+        name = n.tensor or n.label  # `@inner0 = ...` names the variable too
+        named = ins[0] in self.labelled and name is not None
+        reuse = last[0] and ins[0].isidentifier() and (name is None or uses <= 1) and not named
+        target = ins[0] if reuse else self._new(name if uses > 1 or named else None)
         if expr != target:
             self.lines.append(f"{target} = {expr}")
         self.var[i] = target
@@ -633,7 +637,7 @@ class _Forward:
             return functional(n, ins[0], extra=ins[1:])
         if n.kind == "layer" and not _has_module(n, g):
             return functional(n, ins[0])
-        return module_call(n, attribute("self", n.segment), ins[0])
+        return module_call(n, member("self", n.segment, self.lists), ins[0])
 
     def _optional_step(self, i: int, n: ir.GNode, ins: list[str], last: list[bool]) -> None:
         """A step of a chain only some calls take: `if self.use_se: x = self.se(x)`."""
@@ -669,7 +673,8 @@ class _Forward:
             if n.inputs[0] in self.fresh:
                 self.fresh.add(i)
             return
-        reusable = last[0] and ins[0].isidentifier() and ins[0] not in ins[1:]
+        reusable = last[0] and ins[0].isidentifier() and ins[0] not in ins[1:] and \
+            not (n.tensor and ins[0] in self.labelled)  # `@last_inner = add { ... }` gets a variable of its name
         if n.op == "add" and len(ins) > 1 and reusable and n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1:
             for other in ins[1:]:  # torchvision's `out += identity`
                 self.lines.append(f"{ins[0]} += {other}")
@@ -679,7 +684,7 @@ class _Forward:
                 expr = f"torch.cat([{', '.join(_expanded(self.g, n, ins))}], dim={_torch_dim(n.args.get('dim', 0))})"
             else:
                 expr = f" {'+' if n.op == 'add' else '*'} ".join(ins)
-            target = ins[0] if reusable else self._new(None)
+            target = ins[0] if reusable else self._new(n.tensor)
             self.lines.append(f"{target} = {expr}")
         self.var[i] = target
         if len(ins) > 1:
@@ -809,6 +814,47 @@ def _has_module(n: ir.GNode, g: ir.Graph) -> bool:
     return n.label is not None or not stateless(n, g)
 
 
+def _returns_dict(g: ir.Graph) -> bool:
+    """Named outputs are returned by name, as torchvision's segmentation models and FPN return theirs (LRASPP's
+    one `out` too); GoogLeNet's form, one output and others `if training`, returns a tensor in eval mode."""
+    return len(g.outputs) > 1 or (g.outputs[0][0] != "" and not g.training)
+
+
+def member(owner: str, segment: str, lists: set[str] = frozenset()) -> str:
+    """The expression for a submodule: `self.conv1`, or through the modules holding it (`modules { ... }`):
+    `self.backbone.layer3`, `self.fpn.inner_blocks[0]` where the holder is a ModuleList (in `lists`)."""
+    parts = segment.split(".")
+    for k, name in enumerate(parts):
+        owner = f"{owner}[{name}]" if ".".join(parts[:k]) in lists else attribute(owner, name)
+    return owner
+
+
+def _module_lists(g: ir.Graph) -> set[str]:
+    """The `modules` holders of a body whose modules are numbered 0, 1, ... in order: nn.ModuleLists, as
+    torchvision's FPN holds its blocks."""
+    children: dict[str, list[str]] = {}
+    for n in g.nodes:
+        if n.segment is not None and "." in n.segment and _has_module(n, g):
+            holder, name = n.segment.rsplit(".", 1)
+            children.setdefault(holder, []).append(name)
+    return {h for h, names in children.items() if names == [str(k) for k in range(len(names))]}
+
+
+def _add_module(segment: str, text: str, made: set[str], lists: set[str], init: list[str]) -> None:
+    """The __init__ lines that make submodule `segment`, and the modules holding it on first use: `self.body =
+    nn.Module()` (torchvision's IntermediateLayerGetter), or an nn.ModuleList where its modules are numbered."""
+    parts = segment.split(".")
+    for k in range(len(parts)):
+        path, held_by = ".".join(parts[: k + 1]), ".".join(parts[:k])
+        if path in made:
+            continue
+        made.add(path)
+        owner = member("self", held_by, lists) if held_by else "self"
+        value = text if k == len(parts) - 1 else "nn.ModuleList()" if path in lists else "nn.Module()"
+        init.append("    " + (f"{owner}.append({_indent(value, '    ')})" if held_by in lists else
+                              set_attribute(owner, parts[k], _indent(value, "    "))))
+
+
 def _is_chain(g: ir.Graph, named: bool = False) -> bool:
     """A plain chain of modules, each reading the one before: an nn.Sequential (of named modules too where
     `named`: an OrderedDict's, as torchvision writes DenseNet's features)."""
@@ -816,6 +862,8 @@ def _is_chain(g: ir.Graph, named: bool = False) -> bool:
         return False
     for i, n in enumerate(g.nodes[1:], start=1):
         if n.kind not in ("layer", "block", "group") or (n.label is not None and not named) or n.inputs != (i - 1,):
+            return False
+        if n.segment is not None and "." in n.segment:  # held by a `modules`: no Sequential item
             return False
         if n.kind == "layer" and (n.op == "param" or takes_tensors(n) or LAYERS[n.op].call is not None):
             return False

@@ -30,6 +30,13 @@ class Check:
     shape: tuple = ()  # the input's shape without the batch (two of them for `input [3, H, W]`)
 
 
+def arrays(y) -> list[np.ndarray]:
+    """A module's outputs as float32 arrays, in the network's output order: one tensor, or the dict of a
+    network with several outputs (the order ONNX gives them in)."""
+    values = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (tuple, list)) else [y]
+    return [v.float().cpu().numpy() for v in values]
+
+
 def close(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
     return a.shape == b.shape and bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
 
@@ -47,11 +54,13 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
             xt = torch.from_numpy(x)
             if param is not None:
                 xt = xt.to(param.device, param.dtype)
-            want = module(xt).float().cpu().numpy()
+            want = arrays(module(xt))
         for name, run in runners.items():
-            got = run(x)
-            diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
-            ok = close(got, want, rtol, atol)
+            got = run(x)  # the artifact's outputs, in order (one array for one output)
+            got = [got] if isinstance(got, np.ndarray) else got
+            same = len(got) == len(want) and all(g.shape == w.shape for g, w in zip(got, want))
+            diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want)) if same else float("inf")
+            ok = same and all(close(g, w, rtol, atol) for g, w in zip(got, want))
             checks.append(Check(name, batch, diff, ok, tuple(net.input_shape)))
             if not ok:
                 where = ""
@@ -93,7 +102,7 @@ def check_module(module: torch.nn.Module, net: ir.Network, batch: int = 2) -> No
     finally:
         module.train(was_training)
     names = [name for name, _ in net.graph.outputs]
-    if len(names) > 1:
+    if isinstance(got, dict):
         pairs = [(name, got[name], w) for name, w in zip(names, want)]
     else:
         pairs = [("", got, want[0])]

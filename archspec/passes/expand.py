@@ -99,6 +99,7 @@ class _Body:
         self.names: dict[str, int] = {}  # tensor names (labels) -> node id, for `@name`
         self.segments: dict[str, Span] = {}  # segment -> where its node is named (or written)
         self.count = 0  # nodes that add a module path segment so far
+        self.prefix = ""  # inside `name = modules { ... }`: "name.", before the segments of the nodes made there
         self.inputs: list[int] = []
         self.outputs: list[tuple[str, int]] = []
         self.training: list[tuple[str, int]] = []
@@ -117,7 +118,7 @@ class _Body:
             raise error("E208", f"two modules are named `{seg}` {where}", span,
                         f"the first is at {self.segments[seg]}")
         self.segments[seg] = span
-        return seg, f"{self.path}.{seg}" if self.path else seg
+        return self.prefix + seg, f"{self.path}.{seg}" if self.path else seg
 
     def graph(self) -> ir.Graph:
         return ir.Graph.model_construct(nodes=tuple(self.nodes), inputs=tuple(self.inputs),
@@ -437,12 +438,25 @@ class _Walker:
     def node(self, s: ir.NodeStmt, env: dict, cur: int) -> int:
         self.run.step(s.span)
         label, lspan = self._label(s.label, env)
-        n = s.node
+        if s.label is None or not s.label.tensor:
+            return self._node(s.node, label, lspan, env, cur)
+        if label in self.b.names:  # `@name = ...`: a name for the tensor; its module is numbered
+            raise error("E208", f"the tensor name `@{label}` is taken in this body", lspan or s.span)
+        y = self._node(s.node, None, None, env, cur)
+        self.b.names[label] = y
+        if y != FAILED and not isinstance(s.node, ir.Ref) and self.b.nodes[y].tensor is None:
+            self.b.nodes[y] = self.b.nodes[y].model_copy(update={"tensor": label})
+        return y
+
+    def _node(self, n: ir.Call | ir.Container | ir.Ref, label: str | None, lspan: Span | None, env: dict,
+              cur: int) -> int:
         if isinstance(n, ir.Ref):
             if label is not None:
-                raise error("E208", "a reference cannot be named: name the node it refers to", lspan or s.span)
+                raise error("E208", "a reference cannot be named: name the node it refers to", lspan or n.span)
             return evaluate(n, env).node
         if isinstance(n, ir.Container):
+            if n.kind == "modules":
+                return self._holder(n, label, lspan, env, cur)
             if label is None:
                 return self._anonymous(n, env, cur)
             return self._group(n, label, lspan, env, cur)
@@ -475,6 +489,21 @@ class _Walker:
         outs: list[int] = []
         self.branches(c.body, env, cur, outs)
         return self._combine(c, env, outs, self.b)
+
+    def _holder(self, c: ir.Container, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
+        """`name = modules { ... }`: a module that only holds others (torchvision's ModuleList, ModuleDict and
+        IntermediateLayerGetter). Its statements are part of this body, reading its tensors and read by what
+        follows; the modules they make are numbered and named under `name`."""
+        if label is None:
+            raise error("E208", "`modules` needs a name: `backbone = modules { ... }`", c.span)
+        seg, path = self.b.segment(label, lspan or c.span)
+        b = self.b
+        saved = (b.path, b.prefix, b.count, b.segments)
+        b.path, b.prefix, b.count, b.segments = path, seg + ".", 0, {}
+        try:
+            return self.chain(c.body, env, cur)
+        finally:
+            b.path, b.prefix, b.count, b.segments = saved
 
     def _combine(self, c: ir.Container, env: dict, outs: list[int], b: _Body) -> int:
         """An add, mul or concat of branch outputs in body `b`, as a node of its own."""

@@ -22,7 +22,7 @@ OUT = HERE / "syntaxes" / "arch.tmLanguage.json"
 # The language's words, as grammar.lark spells them.
 ITEMS = ("block", "network", "def")
 CONTROL = ("repeat", "for", "in", "if", "else", "return", "assert")
-OTHER = ("import", "input", "output", "seq", "add", "mul", "concat", "let")
+OTHER = ("import", "input", "output", "seq", "add", "mul", "concat", "modules", "let")
 CONSTANTS = ("true", "false", "none")
 LOGICAL = ("and", "or", "not")
 TYPES = ("int", "float", "bool", "str", "list", "tuple")
