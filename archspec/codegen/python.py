@@ -285,7 +285,7 @@ class Generator:
             if not tainted:
                 break
         self.functions_used |= cls_scope.functions
-        used = [p for p in [IN, *params] if p in cls_scope.used]
+        used = [p for p in [IN, LAST, *params] if p in cls_scope.used]
         cls = self._share(n, body, base, used, py)
         values, tainted = [], False
         for p in used:
@@ -293,9 +293,6 @@ class Generator:
             tainted |= t
             if v is not None:
                 values.append(f"{py[p]}={v}")
-        if LAST in cls_scope.used:  # the class has its input's last size built in: right where the caller's
-            scope.write(entry[1])  # is a number too, or its own input's (then its caller's turn to check)
-            tainted |= entry[1].symbolic or entry[1].tainted
         return _Made(cls.name, values, tainted=tainted)
 
     def _class_scope(self, params: list[str] | None, first: tuple, guards: bool = False) -> tuple[Scope, dict]:
@@ -303,10 +300,13 @@ class Generator:
         if params is None:
             channels = literal(first[0] if first else 1)
             return Scope({IN: channels, "in_channels": channels}), {}
-        py = self._python_names([IN, *params])
+        py = self._python_names([IN, LAST, *params])
         cls_scope = Scope({p: param(p, py[p]) for p in params}, locals={}, taken=set(py.values()))
         cls_scope.names[IN] = param(IN, py[IN])
         cls_scope.names.setdefault("in_channels", cls_scope.names[IN])  # the language's name for it
+        # its input's last size, where a channels-last layer reads it (ViT's tokens [L, D], Swin's [H, W, C]);
+        # one size only (a flat input): the same as in_channels
+        cls_scope.names[LAST] = cls_scope.names[IN] if len(first) == 1 else param(LAST, py[LAST])
         cls_scope.guards = guards
         return cls_scope, py
 
@@ -326,7 +326,7 @@ class Generator:
         ns = Namespace(self.names)
         ns.take("self")
         ns.take("x")
-        return {p: ns.create("in_channels" if p == IN else p, "value") for p in params}
+        return {p: ns.create("in_channels" if p == IN else "in_features" if p == LAST else p, "value") for p in params}
 
     def _class_params(self, n: ir.GNode, guarded: bool = False) -> list[str]:
         if n.kind != "block":
@@ -385,6 +385,8 @@ class Generator:
         whether that value could not be written in the scope's parameters)."""
         if p == IN:
             return scope.write(entry[0]), entry[0].tainted
+        if p == LAST:
+            return scope.write(entry[1]), entry[1].tainted
         exprs, env = n.source or ({}, {})
         default = _default_literal(self.definitions.get(n.op), p)
         if p in exprs:
@@ -403,7 +405,7 @@ class Generator:
         d = self.definitions.get(n.op) if n.kind == "block" else None
         sig = []
         for p in params:
-            if p == IN:
+            if p in (IN, LAST):
                 sig.append((py[p], "int", None))
             else:
                 sig.append((py[p], _annotation(n.args[p]), _default_literal(d, p)))
