@@ -61,12 +61,15 @@ class Floor:
 
     inner: "Size"
     k: int
+    text: str | None = field(default=None, compare=False, repr=False)  # its text, once written
 
     def key(self) -> str:
         return "1" + str(self)
 
     def __str__(self) -> str:
-        return _floor_text(self.inner, self.k)
+        if self.text is None:  # monomials sort by their atoms' text: written once, not at every sort
+            object.__setattr__(self, "text", _floor_text(self.inner, self.k))
+        return self.text
 
 
 Atom = Union[Var, Floor]
