@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import archspec
 from archspec.codegen import source_of
@@ -77,3 +79,42 @@ def test_the_class_built_with_other_arguments_is_the_spec_set_to_them(path, netw
         tried += 1
     assert tried or not any(other(p.default) is not None for p in inspect.signature(cls).parameters.values()), (
         "no parameter of the class could be changed")
+
+
+# ---- merged classes: what a call reads may be another node than the merged graph shows ------------------
+
+STEPS = ["conv2d(4, kernel=1)", "batchnorm2d", "identity", "relu", "hardswish", "sigmoid", "relu6",
+         "maxpool2d(kernel=1)"]
+
+
+@st.composite
+def merged_blocks(draw):
+    """A block of optional and fixed steps (each `if` reads one of two flags), called with different flags
+    beside a residual identity, so that a step overwriting what it reads would change the sum."""
+    steps = draw(st.lists(st.tuples(st.sampled_from(STEPS), st.sampled_from([None, "a", "b"])), min_size=1,
+                          max_size=5))
+    calls = draw(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=2, max_size=3, unique=True))
+    lines = [f"    if {flag} {{ {step} }}" if flag else f"    {step}" for step, flag in steps]
+    text = "block b(a: bool, b: bool) {\n" + "\n".join(lines) + "\n}\n\nnetwork n() {\n    input [4, 5, 5]\n"
+    for a, b in calls:
+        text += f"    add {{\n        b({str(a).lower()}, {str(b).lower()})\n        identity\n    }}\n"
+    return text + "}\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(merged_blocks())
+def test_a_merged_class_never_overwrites_what_a_call_reads(text):
+    """One class for calls that took different branches: a step in place (ReLU(inplace=True)) only where,
+    in every call, it reads a fresh tensor nothing else reads. `if a { conv2d }  relu` once overwrote the
+    block's own input in the calls without the convolution; the module check (E607) and the input left
+    as it was both catch that."""
+    from archspec.export.verify import check_module
+
+    spec = archspec.loads(text, name="merged.arch")
+    module = spec.to_torch().eval()
+    check_module(module, spec.network)
+    x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    before = x.clone()
+    with torch.no_grad():
+        module(x)
+    assert torch.equal(x, before), "the module overwrote its input"

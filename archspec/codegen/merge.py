@@ -210,3 +210,35 @@ def _consumers_agree(g: ir.Graph) -> bool:
         for j in n.inputs:
             uses.setdefault(j, set()).add("combine" if n.kind == "combine" else "chain")
     return all(len(uses.get(i, ())) <= 1 for i, n in enumerate(g.nodes) if n.guard)
+
+
+def reads_another(merged: ir.Graph, members: dict[int, dict[int, ir.GNode]], bodies: list[ir.Graph]) -> set[int]:
+    """The merged nodes (by id) whose first input is, in some call, another node than the one the merged
+    graph shows: a guarded step that call lacks passes its own input on. What holds of the merged input
+    (a fresh tensor that nothing else reads) need not hold of what that call reads, so such a node must
+    not overwrite its input in place: `if c { conv2d(...) }  relu` would overwrite the block's own input
+    in the calls without the convolution."""
+    where: dict[int, ir.Graph] = {}
+
+    def index(g: ir.Graph) -> None:
+        for n in g.nodes:
+            where[id(n)] = g
+            if n.body is not None:
+                index(n.body)
+
+    for body in bodies:
+        index(body)
+    out: set[int] = set()
+
+    def walk(g: ir.Graph) -> None:
+        for n in g.nodes:
+            if n.inputs:
+                shown = members.get(id(g.nodes[n.inputs[0]]), {})
+                for b, own in members.get(id(n), {}).items():
+                    if own.inputs and where[id(own)].nodes[own.inputs[0]] is not shown.get(b):
+                        out.add(id(n))
+            if n.body is not None:
+                walk(n.body)
+
+    walk(merged)
+    return out

@@ -32,7 +32,7 @@ from ..sizes import Size
 from ..summary import show_shape
 from . import helpers
 from .emit import constructor, functional, module_call, stateless, takes_tensors
-from .merge import merge
+from .merge import merge, reads_another
 from .symbolic import Scope, Sym, divided, exposable, functions_of, literal, param, python_function, render, total
 
 IN = "#in"  # a scope's name for the channels of the tensor reaching the body (no spec name can be this)
@@ -75,6 +75,8 @@ class Generator:
         self.merges: dict[str, ir.Graph | None] = {}
         self.baked: dict[str, set[str]] = {}  # a merged block's parameters whose `if`s are built in
         self.members: dict[str, dict] = {}  # a merged block: each merged node's nodes, by call
+        self.reads_another: set[int] = set()  # merged nodes that read another node in some call (merge.py)
+        self.kept: list[ir.Graph] = []  # every merged graph, alive while ids of its nodes are in use
         self.written: dict[str, tuple] = {}  # a merged block's class, written (and checked) once
         self.names = Namespace()  # the file's top level
         self.functions = dict(program.functions) if program is not None else {}
@@ -193,7 +195,7 @@ class Generator:
                 elif cond is not None:
                     conditions[i] = ""  # written as the other side of its module's test
                 continue
-            text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g) and uses[n.inputs[0]] == 1)
+            text, t = self._item(n, g, scope, dims, inplace=self._in_place(n, g) and uses[n.inputs[0]] == 1)
             tainted |= t
             if cond is not None:  # a module only some calls have: None in the others, as torchvision's downsample
                 one_line = f"{text} if {cond} else None"
@@ -213,7 +215,7 @@ class Generator:
     def _chain_items(self, g: ir.Graph, scope: Scope, dims: list) -> tuple[list[str], bool]:
         items, tainted = [], False
         for n in g.nodes[1:]:
-            text, t = self._item(n, g, scope, dims, inplace=_in_place(n, g))
+            text, t = self._item(n, g, scope, dims, inplace=self._in_place(n, g))
             cond, t2 = self._condition(n, scope)
             tainted |= t or t2
             items.append(text if cond is None else f"*([{text}] if {cond} else [])")  # a step some calls take
@@ -317,7 +319,14 @@ class Generator:
         members = self.members[op]
         for b, call in enumerate(self.calls[op]):
             cls_scope, _ = self._class_scope(params, call.body.nodes[call.body.inputs[0]].out_shape, guards=True)
-            if self._body(_variant(merged, members, b), cls_scope)[0] != text:
+            copies: set[int] = set()  # the variant's copies of merged nodes that read another node somewhere
+            variant = _variant(merged, members, b, self.reads_another, copies)
+            self.reads_another |= copies
+            try:
+                same = self._body(variant, cls_scope)[0] == text
+            finally:
+                self.reads_another -= copies  # their ids die with the variant
+            if not same:
                 return False
         return True
 
@@ -337,6 +346,10 @@ class Generator:
             exposed = exposed - self.baked.get(n.op, set())
         return [p.name for p in d.params if p.name in exposed] if d is not None else []
 
+    def _in_place(self, n: ir.GNode, g: ir.Graph) -> bool:
+        """_in_place, and in a merged class true of what every call reads (merge.reads_another)."""
+        return _in_place(n, g) and id(n) not in self.reads_another
+
     # -- one class for calls of a block that took different branches of its `if`s (merge.py) ----------
     def _merged(self, n: ir.GNode) -> ir.Graph | None:
         """The body every call of this block shares, its `if`s kept (None: a class per structure). Only
@@ -354,6 +367,8 @@ class Generator:
         if graph is None:
             return None
         self.members[n.op] = members
+        self.reads_another |= reads_another(graph, members, [c.body for c in calls])
+        self.kept.append(graph)  # its nodes' ids stay in reads_another: the graph must outlive any refusal
         # An `if` whose other side no call took, and which adds something there, is built in: the
         # parameters its test reads stay out of the class (ResNet's norm_layer when every call uses
         # batch norm), while its other `if`s are written (its downsample).
@@ -600,7 +615,7 @@ class _Forward:
         if i in self.conditions:
             self._optional_step(i, n, ins, last)
             return
-        reads_fresh = n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1
+        reads_fresh = n.inputs[0] in self.fresh and self.total[n.inputs[0]] == 1 and id(n) not in self.gen.reads_another
         uses = self.left[i]
         if n.kind == "layer":  # a call such as channel_shuffle(x, 2) needs its def (functions: lower case)
             self.gen.helpers.update(h for h in LAYERS[n.op].helpers if h[0].islower())
@@ -947,7 +962,7 @@ def _params_of(d: ir.Definition, e: ir.Expr) -> set[str]:
     return seen & params
 
 
-def _variant(graph: ir.Graph, members: dict, b: int) -> ir.Graph:
+def _variant(graph: ir.Graph, members: dict, b: int, unsafe: set[int], copies: set[int]) -> ir.Graph:
     """A merged body with the nodes of call `b` where it has them (its numbers, its arguments' values),
     for checking that writing the class from them gives the same text."""
     nodes = []
@@ -958,8 +973,10 @@ def _variant(graph: ir.Graph, members: dict, b: int) -> ir.Graph:
             continue
         update: dict = {"inputs": m.inputs, "guard": m.guard}
         if m.kind == "group" and m.body is not None:
-            update["body"] = _variant(m.body, members, b)
+            update["body"] = _variant(m.body, members, b, unsafe, copies)
         nodes.append(own.model_copy(update=update))
+        if id(m) in unsafe:  # the copy stands for m: it may not work in place either
+            copies.add(id(nodes[-1]))
     return graph.model_copy(update={"nodes": tuple(nodes)})
 
 
@@ -1146,8 +1163,10 @@ def _wrap(line: str, limit: int = LINE_LENGTH) -> list[str]:
     one = f"{indent}    {', '.join(args)}"
     if len(one) <= limit:
         inner = [one]
-    else:  # an argument still too long is a call itself, most likely: wrapped the same way
-        inner = [wrapped for a in args for wrapped in _wrap(f"{indent}    {a},", limit)]
+    else:  # an argument still too long is a call itself, most likely: wrapped the same way. A lone one
+        # gets no comma: in parentheses that group (`*(... if c else [])`) it would make a tuple
+        comma = "," if len(args) > 1 else ""
+        inner = [wrapped for a in args for wrapped in _wrap(f"{indent}    {a}{comma}", limit)]
     return [body[: start + 1], *inner, f"{indent}){suffix}"]
 
 
