@@ -75,10 +75,18 @@ class Spec:
         return tuple(values[str(d)] if not isinstance(d, int) else d for d in net.input_shape)
 
     def examples(self) -> list["Spec"]:
-        """Concrete instances to export and verify with: itself, or two valid sizes of a symbolic spec."""
+        """Concrete instances to export and verify with: itself, or two valid sizes of a symbolic spec.
+
+        The first two sizes near 64, 96, 128, 192 at which no tensor has a size of 1 that a larger input
+        makes larger: torch.export specialises a size of 1 to a constant (0/1 specialisation), so a
+        program exported where the FPN's last level is 1 pixel high accepts no other height."""
         if not self.symbolic:
             return [self]
-        return [self.at(self.example_shape(near)) for near in (64, 96)]
+        sizes = list(dict.fromkeys(self.example_shape(near) for near in (64, 96, 128, 192, 320)))
+        found = [self.at(shape) for shape in sizes]
+        largest = _ones(found[-1])
+        good = [s for s in found[:-1] if _ones(s) <= largest]
+        return (good + [s for s in found if s not in good])[:2]
 
     def to_torch(self, seed: int = 0):
         """The network as a torch nn.Module, built from its generated source."""
@@ -88,6 +96,12 @@ class Spec:
 
     def __repr__(self) -> str:
         return f"<Spec {self.name}: {self.params:,} params, output {list(self.output_shape)}>"
+
+
+def _ones(spec: Spec) -> set[tuple[str, int]]:
+    """(layer path, axis) of every size 1 in the network's tensors."""
+    return {(n.path, axis) for n in ir.layers(spec.network.graph) if n.batched
+            for axis, size in enumerate(n.out_shape) if size == 1}
 
 
 def overrides_from(values: dict[str, Any] | None = None, texts: dict[str, str] | None = None,

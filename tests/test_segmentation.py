@@ -254,3 +254,40 @@ def test_one_of_each_family_compiles_and_verifies(name, tmp_path):
     result = compile_spec(net_spec(name), Options(out_dir=str(tmp_path / name)))
     assert {c.artifact for c in result.checks} == {"torchscript", "pt2", "onnx"}
     assert [c.batch for c in result.checks if c.artifact == "onnx"] == [1, 3] and all(c.ok for c in result.checks)
+
+
+def test_torchvisions_weights_in_an_onnx_of_any_size(tmp_path):
+    """The spec as written (`input [3, H, W]`) compiled with torchvision's weights: ONNX, TorchScript and pt2
+    with dynamic height and width, verified by the compile at two sizes the spec allows, then equal to
+    torchvision's own model at sizes the compile never saw, square and not, every named output."""
+    import re
+    import subprocess
+    import sys
+
+    ort = pytest.importorskip("onnxruntime")
+    name = "lraspp_mobilenet_v3_large"  # the smallest; the others share its size rules' kinds
+    torch.manual_seed(0)
+    tv = perturb(NETWORKS[name][1]().eval())
+    weights = tmp_path / "tv.pth"
+    torch.save(tv.state_dict(), weights)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "archspec", "compile", NETWORKS[name][0], "--network", name,
+                           "--weights", str(weights), "-o", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sizes = re.search(r"and input 3x(\d+)x(\d+) and 3x(\d+)x(\d+)", done.stdout)
+    assert sizes, done.stdout  # verified at two sizes the spec allows
+    h1, w1, h2, w2 = map(int, sizes.groups())
+    assert (h1, w1) != (h2, w2) and h1 != w1, "two sizes, one of them not square"
+    session = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["out"]
+    script = torch.jit.load(str(out / f"{name}.pt"))
+    program = torch.export.load(str(out / f"{name}.pt2")).module()
+    for h, w in ((48, 48), (57, 90)):
+        x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h))
+        with torch.no_grad():
+            want = tv(x)["out"]
+            assert tuple(want.shape) == (2, 21, h, w)
+            runs = {"onnx": torch.from_numpy(session.run(None, {"input": x.numpy()})[0]),
+                    "torchscript": script(x)["out"], "pt2": program(x)["out"]}
+        for artifact, got in runs.items():
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=lambda m, a=artifact: f"{a}: {m}")

@@ -166,3 +166,37 @@ def test_one_compiled_unet_takes_any_valid_size(tmp_path):
                 np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(AssertionError, match="Guard failed"):  # as torch.export documents: not silently wrong
         program(torch.randn(1, 1, 160, 16))
+
+
+def test_the_examples_avoid_sizes_that_torch_export_would_make_constant():
+    """torch.export makes a size of 1 a constant: exported at 64x65, where the FPN's pool level is 1 pixel
+    high, the program refused 96x97 ("Guard failed: x.size()[2] <= 64"). The examples skip such sizes."""
+    from archspec.api import _ones
+
+    spec = archspec.load("specs/torchvision/fpn.arch", network="resnet50_fpn_backbone")
+    small = spec.at(spec.example_shape(64))
+    assert _ones(small), "at 64 some level is 1 pixel: the case this guards against"
+    examples = spec.examples()
+    assert len(examples) == 2 and small.network.input_shape not in [e.network.input_shape for e in examples]
+    larger = spec.at(spec.example_shape(320))
+    assert all(_ones(e) <= _ones(larger) for e in examples)
+    unet = archspec.load(UNET).examples()  # where no size is 1, the first two sizes as before
+    assert [e.network.input_shape for e in unet] == [(1, 64, 80), (1, 96, 112)]
+
+
+def test_an_artifact_that_fails_on_an_input_is_e607_not_an_internal_error():
+    pytest.importorskip("torch")
+    from archspec.errors import ArchError
+    from archspec.export.verify import verify
+
+    spec = archspec.load(UNET, base=4, input=(1, 32, 32))
+    module = spec.to_torch()
+
+    def guarded(x):
+        raise AssertionError("Guard failed: x.size()[2] <= 64")
+
+    with pytest.raises(ArchError) as exc:
+        verify(module, spec.network, {"pt2": guarded}, (1,))
+    (d,) = exc.value.diagnostics
+    assert d.code == "E607" and "pt2 fails on an input the torch module takes" in d.message
+    assert "Guard failed" in d.message

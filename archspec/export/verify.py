@@ -56,7 +56,12 @@ def verify(module: torch.nn.Module, net: ir.Network, runners: dict[str, Callable
                 xt = xt.to(param.device, param.dtype)
             want = arrays(module(xt))
         for name, run in runners.items():
-            got = run(x)  # the artifact's outputs, in order (one array for one output)
+            try:
+                got = run(x)  # the artifact's outputs, in order (one array for one output)
+            except Exception as exc:  # an artifact that cannot run an input the module runs is wrong too
+                raise error("E607", f"{name} fails on an input the torch module takes (batch {batch}, input "
+                                    f"{'x'.join(map(str, net.input_shape))}): {foreign_text(exc)}",
+                            Span(net.file)) from None
             got = [got] if isinstance(got, np.ndarray) else got
             same = len(got) == len(want) and all(g.shape == w.shape for g, w in zip(got, want))
             diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want)) if same else float("inf")
