@@ -212,12 +212,14 @@ def _consumers_agree(g: ir.Graph) -> bool:
     return all(len(uses.get(i, ())) <= 1 for i, n in enumerate(g.nodes) if n.guard)
 
 
-def reads_another(merged: ir.Graph, members: dict[int, dict[int, ir.GNode]], bodies: list[ir.Graph]) -> set[int]:
+def reads_another(merged: ir.Graph, members: dict[int, dict[int, ir.GNode]],
+                  bodies: list[ir.Graph]) -> dict[int, list[tuple[ir.GNode, ir.Graph]]]:
     """The merged nodes (by id) whose first input is, in some call, another node than the one the merged
-    graph shows: a guarded step that call lacks passes its own input on. What holds of the merged input
-    (a fresh tensor that nothing else reads) need not hold of what that call reads, so such a node must
-    not overwrite its input in place: `if c { conv2d(...) }  relu` would overwrite the block's own input
-    in the calls without the convolution."""
+    graph shows (a guarded step that call lacks passes its own input on), each with its node in every
+    call and the graph that holds it. What holds of the merged input (a fresh tensor that nothing else
+    reads) need not hold of what a call reads: whether such a node may overwrite its input in place is
+    decided on every call's own graph. `if c { conv2d(...) }  relu` would otherwise overwrite the
+    block's own input in the calls without the convolution."""
     where: dict[int, ir.Graph] = {}
 
     def index(g: ir.Graph) -> None:
@@ -228,15 +230,16 @@ def reads_another(merged: ir.Graph, members: dict[int, dict[int, ir.GNode]], bod
 
     for body in bodies:
         index(body)
-    out: set[int] = set()
+    out: dict[int, list[tuple[ir.GNode, ir.Graph]]] = {}
 
     def walk(g: ir.Graph) -> None:
         for n in g.nodes:
             if n.inputs:
                 shown = members.get(id(g.nodes[n.inputs[0]]), {})
-                for b, own in members.get(id(n), {}).items():
-                    if own.inputs and where[id(own)].nodes[own.inputs[0]] is not shown.get(b):
-                        out.add(id(n))
+                owns = members.get(id(n), {})
+                if any(own.inputs and where[id(own)].nodes[own.inputs[0]] is not shown.get(b)
+                       for b, own in owns.items()):
+                    out[id(n)] = [(own, where[id(own)]) for own in owns.values()]
             if n.body is not None:
                 walk(n.body)
 

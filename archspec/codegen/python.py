@@ -75,7 +75,8 @@ class Generator:
         self.merges: dict[str, ir.Graph | None] = {}
         self.baked: dict[str, set[str]] = {}  # a merged block's parameters whose `if`s are built in
         self.members: dict[str, dict] = {}  # a merged block: each merged node's nodes, by call
-        self.reads_another: set[int] = set()  # merged nodes that read another node in some call (merge.py)
+        # merged nodes that read another node in some call (merge.py): whether each may work in place there
+        self.reads_another: dict[int, bool] = {}
         self.kept: list[ir.Graph] = []  # every merged graph, alive while ids of its nodes are in use
         self.written: dict[str, tuple] = {}  # a merged block's class, written (and checked) once
         self.names = Namespace()  # the file's top level
@@ -319,13 +320,14 @@ class Generator:
         members = self.members[op]
         for b, call in enumerate(self.calls[op]):
             cls_scope, _ = self._class_scope(params, call.body.nodes[call.body.inputs[0]].out_shape, guards=True)
-            copies: set[int] = set()  # the variant's copies of merged nodes that read another node somewhere
+            copies: dict[int, bool] = {}  # the variant's copies of merged nodes that read another node somewhere
             variant = _variant(merged, members, b, self.reads_another, copies)
-            self.reads_another |= copies
+            self.reads_another.update(copies)
             try:
                 same = self._body(variant, cls_scope)[0] == text
             finally:
-                self.reads_another -= copies  # their ids die with the variant
+                for key in copies:  # their ids die with the variant
+                    del self.reads_another[key]
             if not same:
                 return False
         return True
@@ -347,8 +349,11 @@ class Generator:
         return [p.name for p in d.params if p.name in exposed] if d is not None else []
 
     def _in_place(self, n: ir.GNode, g: ir.Graph) -> bool:
-        """_in_place, and in a merged class true of what every call reads (merge.reads_another)."""
-        return _in_place(n, g) and id(n) not in self.reads_another
+        """_in_place; in a merged class, of what every call reads where that is not what `g` shows
+        (merge.reads_another)."""
+        if id(n) in self.reads_another:
+            return self.reads_another[id(n)]
+        return _in_place(n, g)
 
     # -- one class for calls of a block that took different branches of its `if`s (merge.py) ----------
     def _merged(self, n: ir.GNode) -> ir.Graph | None:
@@ -367,7 +372,8 @@ class Generator:
         if graph is None:
             return None
         self.members[n.op] = members
-        self.reads_another |= reads_another(graph, members, [c.body for c in calls])
+        for key, owns in reads_another(graph, members, [c.body for c in calls]).items():
+            self.reads_another[key] = all(_in_place(own, og) and _uses_of(og, own.inputs[0]) == 1 for own, og in owns)
         self.kept.append(graph)  # its nodes' ids stay in reads_another: the graph must outlive any refusal
         # An `if` whose other side no call took, and which adds something there, is built in: the
         # parameters its test reads stay out of the class (ResNet's norm_layer when every call uses
@@ -962,7 +968,7 @@ def _params_of(d: ir.Definition, e: ir.Expr) -> set[str]:
     return seen & params
 
 
-def _variant(graph: ir.Graph, members: dict, b: int, unsafe: set[int], copies: set[int]) -> ir.Graph:
+def _variant(graph: ir.Graph, members: dict, b: int, unsafe: dict[int, bool], copies: dict[int, bool]) -> ir.Graph:
     """A merged body with the nodes of call `b` where it has them (its numbers, its arguments' values),
     for checking that writing the class from them gives the same text."""
     nodes = []
@@ -975,8 +981,8 @@ def _variant(graph: ir.Graph, members: dict, b: int, unsafe: set[int], copies: s
         if m.kind == "group" and m.body is not None:
             update["body"] = _variant(m.body, members, b, unsafe, copies)
         nodes.append(own.model_copy(update=update))
-        if id(m) in unsafe:  # the copy stands for m: it may not work in place either
-            copies.add(id(nodes[-1]))
+        if id(m) in unsafe:  # the copy stands for m: in place as m is
+            copies[id(nodes[-1])] = unsafe[id(m)]
     return graph.model_copy(update={"nodes": tuple(nodes)})
 
 
