@@ -1,15 +1,23 @@
 """Time archspec's compiled networks on torch and onnxruntime, beside torchvision's own models.
 
-    python benchmarks/bench_backends.py            # the whole zoo; about 10 minutes on 2 CPU cores
+    python benchmarks/bench_backends.py            # the book's networks and 4 of torchvision's; ~10 minutes
     python benchmarks/bench_backends.py --quick    # lenet, the book's resnet18, torchvision's resnet18
+    python benchmarks/bench_backends.py --torchvision classic,new   # and one of each newer family
+    python benchmarks/bench_backends.py --no-book --torchvision new,resnet34
 
-Every network of specs/*.arch and specs/torchvision/*.arch is compiled by archspec and timed in
-one process on the device it finds (cuda if torch sees a GPU, else the CPU): archspec's module
+Every network of specs/*.arch (the book's), and the torchvision networks `--torchvision` names
+(groups: `classic`, the four compared from the start: vgg11, resnet18, resnet50, resnext50_32x4d;
+`new`, one network of each family added since, from MobileNetV2 to ViT-B/16, Swin-T and
+DeepLabV3-MobileNetV3-Large; `all`, every network of specs/torchvision/ that torchvision builds,
+which takes hours here; or names), each from its family file of specs/torchvision/, is compiled by
+archspec and timed in one process on the device it finds (cuda if torch sees a GPU, else the CPU): archspec's module
 in torch eager and its ONNX export in onnxruntime (TorchScript and torch.compile on request),
 and for the torchvision specs also torchvision's hand-written model in torch eager and
 torchvision's model exported by `torch.onnx.export` with archspec's exporter settings
 (dynamo=True, opset 18, optimize=False) in onnxruntime. The torchvision rows give all four
-torchvision's weights, so every backend computes the same function (checked, and reported).
+torchvision's weights, so every backend computes the same function (checked on the first output,
+and reported). Networks whose spec takes any input size (segmentation) run at 224x224, where
+torchvision's references use 520x520 (benchmarks/zoo.py).
 
 Timing is interleaved: every round visits every network, batch size and backend, the backends
 in an order rotated from round to round, so a slow spell of the machine hits them alike. A
@@ -31,7 +39,6 @@ import argparse
 import contextlib
 import datetime
 import gc
-import glob
 import io
 import json
 import math
@@ -46,9 +53,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zoo
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks"
-QUICK = ("specs/lenet.arch", "specs/resnet18.arch", "specs/torchvision/resnet18.arch")
+QUICK_BOOK = ("lenet", "resnet18")  # of specs/*.arch, with torchvision's resnet18 beside them
+BOOK_GLOB = "specs/*.arch"
+BOOK_INPUTS = {"unet": (1, 128, 128)}  # book networks whose spec takes any size, at the size timed here
 ARCHSPEC = ("torch", "torchscript", "torch-compile", "onnxruntime")
 TORCHVISION = ("tv-torch", "tv-onnxruntime")
 EQUAL_BAND = 0.05  # best-of-rounds ratios this close to 1 count as equal (or the measured noise, if wider)
@@ -143,10 +154,11 @@ def ort_maker(path: str, shape: list[int], setting: Setting):
     def make(batch: int):
         x = example(shape, batch).numpy()
         if device != "cuda":
-            return lambda: session.run(None, {name: x})[0]
+            return lambda: session.run(None, {name: x})[0]  # every output is computed; the first is kept
         binding = session.io_binding()
         binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
-        binding.bind_output(session.get_outputs()[0].name, "cuda", 0)
+        for output in session.get_outputs():
+            binding.bind_output(output.name, "cuda", 0)
 
         def call():
             session.run_with_iobinding(binding)
@@ -159,6 +171,7 @@ def ort_maker(path: str, shape: list[int], setting: Setting):
 def as_numpy(y):
     if hasattr(y, "copy_outputs_to_cpu"):  # an IO binding
         return y.copy_outputs_to_cpu()[0]
+    y = zoo.first_output(y)  # a segmentation model's `out`
     return y.float().cpu().numpy() if hasattr(y, "float") else y
 
 
@@ -170,22 +183,21 @@ def clock(call: Callable[[], object]) -> float:
 
 # ---- the networks: archspec's artifacts, and torchvision's own model beside them ---------------
 
-def spec_files(quick: bool) -> list[str]:
+def networks(quick: bool, book: bool, torchvision: str) -> list[tuple[str, str, bool]]:
+    """(file, network, whether it is torchvision's) for every network to time: a file of specs/ may
+    define several networks, or none (a file of blocks, such as residual.arch)."""
     if quick:
-        return list(QUICK)
-    return sorted(glob.glob("specs/*.arch", root_dir=REPO)) + sorted(glob.glob("specs/torchvision/*.arch",
-                                                                                 root_dir=REPO))
+        return [(f"specs/{n}.arch", n, False) for n in QUICK_BOOK] + [(zoo.family_file("resnet18"), "resnet18", True)]
+    out = [(path, name, False) for path, name in zoo.zoo((BOOK_GLOB,))] if book else []
+    return out + [(zoo.family_file(name), name, True) for name in zoo.select(torchvision)]
 
 
-def load_net(path: str, backends: list[str], setting: Setting) -> Net | None:
+def load_net(path: str, network: str, tv: bool, backends: list[str], setting: Setting) -> Net:
     import archspec
-    from archspec.errors import ArchError
 
-    try:
-        spec = archspec.load(str(REPO / path))
-    except ArchError:  # a file of blocks only (residual.arch, vgg.arch)
-        return None
-    tv = path.startswith("specs/torchvision/")
+    spec = zoo.load(network) if tv else archspec.load(str(REPO / path), network=network)
+    if spec.symbolic:  # a book network that takes any size (U-Net): the size it was first written for
+        spec = archspec.load(str(REPO / path), network=network, input=BOOK_INPUTS[network])
     key = ("torchvision/" if tv else "") + spec.name
     if tv:  # the big ones: their comparisons are against torchvision, TorchScript adds only time
         backends = [b for b in backends if b != "torchscript"]
@@ -235,21 +247,23 @@ def archspec_makers(spec, net: Net, backends: list[str], setting: Setting, refer
 
 def torchvision_model(name: str, device: str):
     import torch
-    import torchvision
 
     torch.manual_seed(0)
-    return getattr(torchvision.models, name)(weights=None).eval().to(device)
+    return zoo.torchvision_model(name).eval().to(device)
 
 
 def export_torchvision(model, shape: list[int], path: str) -> str:
-    """torchvision's model through `torch.onnx.export`, with the settings archspec's exporter uses."""
+    """torchvision's model through `torch.onnx.export`, with the settings archspec's exporter uses (its
+    outputs named as archspec names them: `logits`, or the keys of a segmentation model's dict)."""
     import torch
 
     x = example(shape, 2).to(next(model.parameters()).device)
+    with torch.inference_mode():
+        names = zoo.output_names(model(x))
     batch = torch.export.Dim("batch", min=1, max=4096)
     with contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(model, (x,), path, dynamo=True, opset_version=18, optimize=False, external_data=False,
-                          input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},))
+                          input_names=["input"], output_names=names, dynamic_shapes=({0: batch},))
     return path
 
 
@@ -523,6 +537,15 @@ def comparisons_section(comps: list[dict], band: float) -> list[str]:
             + table(["network", "batch", "ratio of", "ratio", "odd / even", "per round", "spread", "verdict"], rows))
 
 
+def inputs_line(env: dict) -> str:
+    book = ", ".join(f"{k}, whose spec takes any size, at {'x'.join(map(str, v))}" for k, v in BOOK_INPUTS.items())
+    tv = (f"; {', '.join(env['fixed_inputs'])}, whose specs take any size, at "
+          f"{'x'.join(map(str, zoo.SYMBOLIC_INPUT))} (torchvision's references run segmentation at 520x520)"
+          if env["fixed_inputs"] else "")
+    return (f"- Inputs: each spec's own (its `input`), at batch 1 and 8 (and 32 where a sample costs at most "
+            f"{SMALL_MACS / 1e6:.0f}M MACs); {book}{tv}.")
+
+
 def machine_section(env: dict, argv: list[str]) -> list[str]:
     gpu = ("GPU figures: **not measured** here: this machine has no GPU (torch.cuda.is_available() is False). The "
            "script runs the GPU path unchanged where torch sees one: torch eager on cuda, onnxruntime with "
@@ -538,6 +561,7 @@ def machine_section(env: dict, argv: list[str]) -> list[str]:
             f"- Threads: {env['threads']} for torch (`torch.set_num_threads`) and onnxruntime "
             f"(`intra_op_num_threads`); onnxruntime providers used: {', '.join(env['providers_used'])}; "
             f"idle threads' wait policy: {env['wait_policy']}.",
+            inputs_line(env),
             "- One process, interleaved: each round visits every network, batch and backend, the backends in an "
             "order rotated from round to round; a round's figure for a cell is the median of its iterations "
             f"(enough for about {CELL_TARGET_S} s, 1 to 30; one untimed call first where a call is short). The "
@@ -546,6 +570,31 @@ def machine_section(env: dict, argv: list[str]) -> list[str]:
             "for the torchvision specs (which skip TorchScript). TorchScript and `torch-compile` are timed on request "
             "(`--backends`): on this CPU torch.compile takes about a minute per network and batch size to compile; "
             "tests/test_bench.py runs every backend through `archspec bench`.", ""]
+
+
+ATTENTION = ("torchvision/vit_b_16", "torchvision/swin_t")
+
+
+def attention_section(comps: list[dict]) -> list[str]:
+    """Whether the attention networks' ONNX is slower than torch, and why not (the issue asked why, if so)."""
+    ratio = {(c["net"], c["batch"], c["b"]): c["ratio"] for c in comps if c["a"] == "onnxruntime"}
+    rows = [[net.split("/")[1], *(f"{ratio[(net, b, peer)]:.2f}" for peer in ("torch", "tv-onnxruntime")
+                                  for b in (1, 8))] for net in ATTENTION if (net, 1, "torch") in ratio
+            and (net, 8, "tv-onnxruntime") in ratio]
+    if not rows:
+        return []
+    return ["## Attention in onnxruntime", "",
+            "ViT's `nn.MultiheadAttention` and Swin's shifted-window attention reach ONNX as torch's exporter "
+            "decomposes them: MatMul, Softmax and MatMul with Reshapes and Transposes around them, and the "
+            "projections as Gemm/MatMul (12 Softmax nodes for ViT-B/16's 12 layers); torchvision's model, through "
+            "the same exporter, ran as fast. In this run onnxruntime was not slower than torch on them (ratios of "
+            "best-of-rounds times, below 1: onnxruntime faster):", ""] + \
+        table(["network", "/ `torch` at 1", "/ `torch` at 8", "/ `tv-onnxruntime` at 1", "/ `tv-onnxruntime` at 8"],
+              rows) + \
+        ["onnxruntime's fused attention contrib ops are not used: its transformer optimizer "
+         "(`onnxruntime.transformers.optimizer`, model type `vit`) fuses only the GELUs and layer norms of this "
+         "graph, not its attention (its patterns do not match this exporter's form); that made ViT-B/16 3.5% faster at "
+         "batch 1 and 8 in one run of benchmarks/bench_attention.py (see benchmarks/README.md, \"Attention\").", ""]
 
 
 def write_report(nets, cells, meta: dict, env: dict, argv: list[str], out: Path) -> dict:
@@ -560,6 +609,7 @@ def write_report(nets, cells, meta: dict, env: dict, argv: list[str], out: Path)
                   "the CPU. The script runs the GPU path unchanged on a machine with one.", ""]
     lines += headline_section(comps, band, env["device"]) + contention_note(meta, band)
     lines += peak_section(recs, meta) + noise_section(comps, recs, meta)
+    lines += attention_section(comps)
     lines += results_section(recs, nets) + comparisons_section(comps, band) + machine_section(env, argv)
     (out / "RESULTS.md").write_text("\n".join(lines))
     data = {"environment": env, "measurement": meta, "equal_band": band, "results": recs, "comparisons": comps,
@@ -648,6 +698,12 @@ def environment(device: str, threads: int, nets: list[Net]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="lenet, the book's resnet18 and torchvision's, 3 rounds")
+    ap.add_argument("--torchvision", default="classic", metavar="NAMES",
+                    help="torchvision networks, comma-separated names and groups: classic (vgg11, resnet18, "
+                         "resnet50, resnext50_32x4d), new (one of each family added since: " + ", ".join(zoo.NEW) +
+                         "), all (every one torchvision builds: hours here); default classic")
+    ap.add_argument("--book", action=argparse.BooleanOptionalAction, default=True,
+                    help="the networks of specs/*.arch too (default: yes)")
     ap.add_argument("--backends", default="torch,onnxruntime",
                     help="archspec's backends: torch, torchscript, torch-compile, onnxruntime (default "
                          "torch,onnxruntime); torchvision's two are added for the torchvision specs")
@@ -673,18 +729,19 @@ def main() -> None:
     deadline = started + (args.budget or (150.0 if args.quick else 540.0))
     nets, cells = [], []
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as tmp:
-        for path in spec_files(args.quick):
+        for path, network, tv in networks(args.quick, args.book, args.torchvision):
             t0 = time.perf_counter()
-            net = load_net(path, backends, Setting(device, args.threads, args.passive_wait, tmp))
-            if net is not None:
-                nets.append(net)
-                cells += prepare(net)
-                print(f"{net.key}: ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            net = load_net(path, network, tv, backends, Setting(device, args.threads, args.passive_wait, tmp))
+            nets.append(net)
+            cells += prepare(net)
+            print(f"{net.key}: ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         meta = measure(cells, device, (rounds[0], rounds[-1]), deadline)
     meta.update(device=device, load_before=load_before,
                 wait_policy="passive" if args.passive_wait else "the default (spinning, then sleeping)")
     env = environment(device, args.threads, nets)
-    env.update(backends=backends, wait_policy=meta["wait_policy"])
+    env.update(backends=backends, wait_policy=meta["wait_policy"],
+               fixed_inputs=[n.key for n in nets if n.key.startswith("torchvision/") and
+                             zoo.input_of(n.key.split("/", 1)[1])])
     env["wall_s"] = time.perf_counter() - started
     argv = ["python", "benchmarks/bench_backends.py", *sys.argv[1:]]
     data = write_report(nets, cells, meta, env, argv, Path(args.out))

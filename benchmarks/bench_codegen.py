@@ -1,6 +1,14 @@
 """Eager latency of each generated specs/torchvision/ module against torchvision's hand-written one.
 
-    python benchmarks/bench_codegen.py --out benchmarks/codegen_results.md
+    python benchmarks/bench_codegen.py --out benchmarks/codegen_results.md   # about 12 minutes on 2 cores
+    python benchmarks/bench_codegen.py --networks new,resnet34               # groups and names
+
+The networks: the four compared from the start (`classic`: vgg11, resnet18, resnet50,
+resnext50_32x4d) and one of each family added since (`new`: MobileNetV2, MobileNetV3-Large,
+EfficientNet-B0, RegNetY-400MF, ConvNeXt-Tiny, DenseNet-121, ViT-B/16, Swin-T and
+DeepLabV3-MobileNetV3-Large), each loaded from its family file of specs/torchvision/ at its spec's
+input (224x224, 299x299 for Inception v3; the segmentation network, whose spec takes any size, at
+224x224 where torchvision's references use 520x520: see benchmarks/zoo.py).
 
 Both models hold the same weights (torchvision's, loaded strictly into the generated module),
 run in eval mode under torch.no_grad() on 2 threads. The two are interleaved: each round times
@@ -27,17 +35,18 @@ from pathlib import Path
 
 import torch
 import torchvision
+import zoo
 
 import archspec
 
-REPO = Path(__file__).resolve().parents[1]
-NETWORKS = ("vgg11", "resnet18", "resnet50", "resnext50_32x4d")
+NETWORKS = "classic,new"
 TARGET = 1.02
 
 
 @dataclass
 class Result:
     network: str
+    input: tuple[int, ...]
     batch: int
     iters: int
     ours: list[float]  # wall-clock seconds per iteration, one per round
@@ -76,23 +85,26 @@ def per_iteration(model: torch.nn.Module, x: torch.Tensor, iters: int) -> tuple[
     return (time.perf_counter() - start) / iters, (time.process_time() - cpu) / iters
 
 
-def pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+def pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module, tuple[int, ...]]:
+    """The generated module and torchvision's, with torchvision's weights in both, and the input shape."""
     torch.manual_seed(0)
-    theirs = getattr(torchvision.models, name)().eval()  # random weights: nothing is downloaded
-    ours = archspec.load(str(REPO / "specs" / "torchvision" / f"{name}.arch")).to_torch().eval()
+    theirs = zoo.torchvision_model(name).eval()  # random weights: nothing is downloaded
+    spec = zoo.load(name)
+    ours = spec.to_torch().eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
-    return ours, theirs
+    return ours, theirs, tuple(spec.network.input_shape)
 
 
 def bench(name: str, batch: int, rounds: int, round_seconds: float) -> Result:
-    ours, theirs = pair(name)
-    x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    ours, theirs, shape = pair(name)
+    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-6)  # the same network
+        # the same network (a segmentation model's dicts of outputs are compared key by key)
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
         per_iteration(ours, x, 1), per_iteration(theirs, x, 1)  # warm-up
         once = min(per_iteration(theirs, x, 1)[0] for _ in range(3))
         iters = max(1, round(round_seconds / once))
-        res = Result(name, batch, iters, [], [], [], [])
+        res = Result(name, shape, batch, iters, [], [], [], [])
         for r in range(rounds):
             order = ((ours, res.ours, res.ours_cpu), (theirs, res.theirs, res.theirs_cpu))
             for model, wall, cpu in order if r % 2 == 0 else order[::-1]:
@@ -103,6 +115,10 @@ def bench(name: str, batch: int, rounds: int, round_seconds: float) -> Result:
           f"per-round {min(res.ratios):.3f}..{max(res.ratios):.3f}; CPU time {res.cpu_ratio:.3f}), "
           f"{iters} iters/round", flush=True)
     return res
+
+
+def sized(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def machine() -> list[str]:
@@ -122,14 +138,16 @@ def machine() -> list[str]:
 def report(results: list[Result], args: argparse.Namespace, seconds: float, loads: tuple) -> str:
     command = "python benchmarks/bench_codegen.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     when = f"{datetime.date.today().isoformat()}, {seconds:.0f} s in all"
-    method = (f"Eval mode, torch.no_grad(), 3x224x224 inputs, the same weights in both. {args.rounds} rounds, "
+    method = (f"Eval mode, torch.no_grad(), the same weights (torchvision's) in both, each network at its spec's "
+              f"input (the segmentation network, whose spec takes any size, at {sized(zoo.SYMBOLIC_INPUT)}; "
+              f"torchvision's references use 520x520). {args.rounds} rounds, "
               "each timing the given iterations of one model, then of the other (which goes first "
               "alternates). Times are the best round's, per iteration. The ratio is generated / torchvision: "
               "of the best rounds, and the median and range of the per-round ratios; the noise is half that "
               f"range. Target: at most {TARGET} beyond the noise. The CPU-time ratio is the median per-round "
               "ratio of the process's CPU time (all threads): what each model costs, which other work on the "
               "machine moves far less than it moves the wall clock.")
-    header = ("| network | batch | iters/round | generated ms | torchvision ms | ratio (best) | median ratio "
+    header = ("| network | input | batch | iters/round | generated ms | torchvision ms | ratio (best) | median ratio "
               "| per-round range | noise | within target | CPU-time ratio |")
     lines = [
         "# Generated modules against torchvision: eager latency",
@@ -142,11 +160,11 @@ def report(results: list[Result], args: argparse.Namespace, seconds: float, load
         method,
         "",
         header,
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.network} | {r.batch} | {r.iters} | {min(r.ours) * 1e3:.1f} | {min(r.theirs) * 1e3:.1f} "
-                     f"| {r.best_ratio:.3f} | {statistics.median(r.ratios):.3f} "
+        lines.append(f"| {r.network} | {sized(r.input)} | {r.batch} | {r.iters} | {min(r.ours) * 1e3:.1f} "
+                     f"| {min(r.theirs) * 1e3:.1f} | {r.best_ratio:.3f} | {statistics.median(r.ratios):.3f} "
                      f"| {min(r.ratios):.3f}..{max(r.ratios):.3f} "
                      f"| ±{r.noise:.3f} | {'yes' if r.within else 'no'} | {r.cpu_ratio:.3f} |")
     noisy = [f"{r.network} at batch {r.batch}" for r in results if r.noise > TARGET - 1]
@@ -160,7 +178,8 @@ def report(results: list[Result], args: argparse.Namespace, seconds: float, load
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated torchvision names")
+    p.add_argument("--networks", default=NETWORKS,
+                   help="comma-separated torchvision names and groups: classic, new, all (default classic,new)")
     p.add_argument("--batches", default="1,8", help="comma-separated batch sizes (default 1,8)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--round-seconds", type=float, default=0.4,
@@ -171,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start, load0 = time.perf_counter(), os.getloadavg()[0]
     results = [bench(name, int(b), args.rounds, args.round_seconds)
-               for name in args.networks.split(",") for b in args.batches.split(",")]
+               for name in zoo.select(args.networks) for b in args.batches.split(",")]
     text = report(results, args, time.perf_counter() - start, (load0, os.getloadavg()[0]))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

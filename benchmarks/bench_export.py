@@ -2,13 +2,13 @@
 
     python benchmarks/bench_export.py --out benchmarks/export_results.md   # 2 rounds: 8.5 min on 2 shared cores
 
-For torchvision's resnet18 and resnet50 (random weights; specs/torchvision/NAME.arch describes
-the same modules), in one run, interleaved (each round runs every measurement once, in a
-rotated order, so a slow spell of a shared machine hits all of them alike), best and median
-of the rounds:
+For torchvision's resnet18 and resnet50 (random weights; the networks of the same names in
+specs/torchvision/resnet.arch describe the same modules), in one run, interleaved (each round
+runs every measurement once, in a rotated order, so a slow spell of a shared machine hits all
+of them alike), best and median of the rounds:
 
-- as commands, interpreter start and imports included: `archspec compile SPEC -f onnx
-  --no-verify` beside `python -c` that builds the torchvision model and calls
+- as commands, interpreter start and imports included: `archspec compile FAMILY.arch --network
+  NAME -f onnx --no-verify` beside `python -c` that builds the torchvision model and calls
   `torch.onnx.export` with archspec's settings (dynamo=True, opset 18, optimize=False, a
   dynamic batch axis from a batch-2 example, input `input`, output `logits`);
 - in this process, after a warm-up: `compile_spec` (module built from the spec, torch.export,
@@ -38,6 +38,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("resnet18", "resnet50")
@@ -96,8 +98,8 @@ def archspec_inprocess(name: str, out: str) -> None:
     import archspec
     from archspec.compile import Options, compile_spec
 
-    compile_spec(archspec.load(f"specs/torchvision/{name}.arch"), Options(formats=("onnx",), out_dir=out,
-                                                                           verify=False))
+    compile_spec(archspec.load(zoo.family_file(name), network=name),
+                 Options(formats=("onnx",), out_dir=out, verify=False))
 
 
 def torch_inprocess(name: str, path: str, dynamo: bool) -> None:
@@ -121,10 +123,11 @@ def jobs(tmp: Path) -> dict[str, callable]:
     """key -> a function that runs one measurement and returns its seconds."""
     out: dict[str, callable] = {}
     for name in MODELS:
-        spec = f"specs/torchvision/{name}.arch"
+        spec = zoo.family_file(name)
         cmd_dir, cmd_onnx = str(tmp / "cmd" / name), str(tmp / f"tv_cmd_{name}.onnx")
-        out[f"{name}:archspec-command"] = lambda spec=spec, d=cmd_dir: run_command(
-            [sys.executable, "-m", "archspec", "compile", spec, "-f", "onnx", "--no-verify", "-o", d])
+        out[f"{name}:archspec-command"] = lambda spec=spec, name=name, d=cmd_dir: run_command(
+            [sys.executable, "-m", "archspec", "compile", spec, "--network", name, "-f", "onnx", "--no-verify",
+             "-o", d])
         out[f"{name}:torch-command"] = lambda name=name, p=cmd_onnx: run_command(
             [sys.executable, "-c", EXPORT.format(name=name, path=p)])
         out[f"{name}:archspec-inprocess"] = lambda name=name: timed(archspec_inprocess, name, str(tmp / "in" / name))
@@ -162,7 +165,7 @@ def stages(name: str, tmp: Path) -> dict[str, float]:
 
     t: dict[str, float] = {}
     start = time.perf_counter()
-    spec = archspec.load(f"specs/torchvision/{name}.arch")
+    spec = archspec.load(zoo.family_file(name), network=name)
     t["load and check the spec"] = time.perf_counter() - start
     start = time.perf_counter()
     module = build_module(spec, seed=0).eval()

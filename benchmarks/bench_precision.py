@@ -9,9 +9,11 @@ Speed: torchvision's ResNet-18 and ResNet-50 (3x224x224) and the book's ResNet-1
 1x96x96), compiled by archspec, then each precision setting beside onnxruntime fp32 (archspec's
 ONNX, the peer every ratio divides): int8 QDQ with uint8 activations and int8 weights (U8S8,
 archspec's default on x86), int8 with int8 activations (S8S8, onnxruntime's own default), the
-fp16 ONNX on the CPU provider, and the module through torch.compile in fp32 and in bf16, both
-channels-last. One thread everywhere (OMP_NUM_THREADS=1, onnxruntime's intra-op threads 1 and
-no spinning): the machine's 2 cores are shared with other work. Timing is interleaved: every
+fp16 ONNX on the CPU provider, and the module through torch.compile in fp32 and in bf16, all
+channels-last, bf16 also with inductor's freezing (`compile bf16 frozen`: the weights folded in as
+constants, one static graph per batch size), which `archspec bench --precision bf16` uses. One
+thread everywhere (OMP_NUM_THREADS=1, onnxruntime's intra-op threads 1 and no spinning): the
+machine's 2 cores are shared with other work. Timing is interleaved: every
 round visits every cell, in an order rotated from round to round; a cell's figure is its best
 round (a round's figure is the median of its calls), and the noise is the spread of the per-round
 ratios. Weights are random (seeded): speed does not depend on them; calibration uses 64
@@ -47,9 +49,11 @@ SPEED_NETS = {  # key: (spec, network, input)
     "resnet18 (book, 96x96)": ("specs/resnet18.arch", None, None),
 }
 QUICK = ("torchvision/resnet18", "resnet18 (book, 96x96)")
-VARIANTS = ("ort fp32", "ort int8 u8s8", "ort int8 s8s8", "ort fp16", "compile fp32", "compile bf16")
+VARIANTS = ("ort fp32", "ort int8 u8s8", "ort int8 s8s8", "ort fp16", "compile fp32", "compile bf16",
+            "compile bf16 frozen")
 PEER = "ort fp32"
-TARGETS = {("ort int8 u8s8", 8): 3.0, ("ort int8 u8s8", 1): 2.5, ("compile bf16", 8): 1.7}  # the issue's
+TARGETS = {("ort int8 u8s8", 8): 3.0, ("ort int8 u8s8", 1): 2.5, ("compile bf16", 8): 1.7,
+           ("compile bf16 frozen", 8): 1.7}  # the issue's
 CELL_S = 0.4  # timed work per cell per round
 
 
@@ -101,9 +105,11 @@ def build_variants(key: str, tmp: Path) -> dict:
     paths["ort fp16"] = tmp / f"{spec.name}.fp16.onnx"
     fp16.convert(str(fp32), str(paths["ort fp16"]))
     makers = {v: ort_maker(str(p), spec.network.input_shape) for v, p in paths.items()}
-    for variant, dtype in (("compile fp32", torch.float32), ("compile bf16", torch.bfloat16)):
+    for variant, dtype, frozen in (("compile fp32", torch.float32, False), ("compile bf16", torch.bfloat16, False),
+                                   ("compile bf16 frozen", torch.bfloat16, True)):
         module = spec.to_torch().eval().to(dtype).to(memory_format=torch.channels_last)
-        makers[variant] = torch_maker(torch.compile(module), spec.network.input_shape, dtype)
+        compiled = torch.compile(module, dynamic=False) if frozen else torch.compile(module)
+        makers[variant] = torch_maker(compiled, spec.network.input_shape, dtype, frozen)
     return {"spec": spec, "makers": makers, "ort": ort.__version__}
 
 
@@ -125,8 +131,11 @@ def ort_maker(path: str, shape):
     return make
 
 
-def torch_maker(model, shape, dtype):
+def torch_maker(model, shape, dtype, frozen: bool = False):
+    """torch.compile'd `model`; `frozen`: inductor's freezing (weights folded as constants, convolutions on
+    oneDNN's prepacked weights), one static graph per batch size, compiled here on the first call."""
     import torch
+    import torch._inductor.config as inductor
 
     def make(batch: int):
         x = torch.rand((batch, *shape), generator=torch.Generator().manual_seed(batch)).to(dtype)
@@ -135,6 +144,8 @@ def torch_maker(model, shape, dtype):
         def call():
             with torch.inference_mode():
                 return model(x)
+        with inductor.patch(freezing=frozen):
+            call()
         return call
     return make
 
@@ -158,9 +169,9 @@ def prepare_cells(nets: dict[str, dict], batches: list[int]) -> list[Cell]:
     return cells
 
 
-def measure(cells: list[Cell], rounds: int) -> list[float]:
-    """Interleaved rounds; returns each round's wall time."""
-    took = []
+def measure(cells: list[Cell], rounds: int) -> tuple[list[float], list[float]]:
+    """Interleaved rounds; each round's wall time and the 1-minute load average after it."""
+    took, loads = [], []
     gc.disable()
     try:
         for r in range(rounds):
@@ -170,11 +181,11 @@ def measure(cells: list[Cell], rounds: int) -> list[float]:
                 cell.call()  # one untimed call after switching cells (caches)
                 cell.rounds.append(statistics.median(clock(cell.call) for _ in range(cell.iters)))
             took.append(time.perf_counter() - t0)
-            print(f"round {r + 1}/{rounds}: {took[-1]:.0f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr,
-                  flush=True)
+            loads.append(round(os.getloadavg()[0], 2))
+            print(f"round {r + 1}/{rounds}: {took[-1]:.0f} s, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
     finally:
         gc.enable()
-    return took
+    return took, loads
 
 
 def ratios(cells: list[Cell]) -> list[dict]:
@@ -209,6 +220,7 @@ def accuracy_runs(models: list[tuple[str, str, str, tuple | None]], tmp: Path) -
     rows = []
     for label, spec_file, weights, shape in models:
         spec = archspec.load(str(REPO / spec_file), input=shape)
+        rows.append({"model": label, "trained": trained(weights)})
         for i, (prec, method, act, samples) in enumerate(settings):
             popts = PrecisionOptions(tuple(prec.split(",")), f"fashion-mnist:{FASHION}" if method else None,
                                      method or "minmax", samples or 512, f"fashion-mnist:{FASHION}", 100.0,
@@ -250,7 +262,7 @@ def table(head: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def speed_section(rows: list[dict], took: list[float]) -> list[str]:
+def speed_section(rows: list[dict], took: list[float], loads: list[float]) -> list[str]:
     out = ["## Speed against onnxruntime fp32", "",
            "Speed-up = onnxruntime fp32's best round / this setting's best round (above 1: faster), one thread, "
            "same network and batch, interleaved. Targets (the issue's): int8 at least 3x at batch 8 and 2.5x at "
@@ -269,10 +281,41 @@ def speed_section(rows: list[dict], took: list[float]) -> list[str]:
     out += ["", "onnxruntime fp32 (the peer):", ""] + table(["network", "batch", "best ms"], peers)
     halves = sorted(r["halves"] for r in rows if r["halves"] is not None and r["variant"] != PEER)
     if halves:
-        out += ["", f"Noise: {len(took)} rounds of {', '.join(f'{t:.0f}' for t in took)} s. A best-of-rounds "
+        out += ["", f"Noise: {len(took)} rounds of {', '.join(f'{t:.0f}' for t in took)} s; the 1-minute load "
+                f"average after each: {', '.join(f'{x:.1f}' for x in loads)} (on 2 cores). A best-of-rounds "
                 f"speed-up moves by a median of {100 * statistics.median(halves):.0f}% (worst "
                 f"{100 * halves[-1]:.0f}%) between the odd rounds and the even rounds."]
     return out
+
+
+def trained(weights: str) -> dict | None:
+    """What `archspec train` recorded beside the checkpoint (its run folder's summary.json), if anything."""
+    path = Path(weights).parent / "summary.json"
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    r = s.get("recipe", {})
+    return {"checkpoint": Path(weights).name, "epochs": s.get("epochs"), "best_val_acc": s.get("best_val_acc"),
+            "best_epoch": s.get("best_epoch"), "seconds_per_epoch": s.get("seconds_per_epoch"), "lr": r.get("lr"),
+            "resize": r.get("resize"), "preset": r.get("preset"), "batch_size": r.get("batch_size")}
+
+
+def headline(old: dict) -> list[str]:
+    """Which of the issue's targets this run met, and which settings fell short."""
+    speed = [r for r in old.get("speed", {}).get("rows", []) if r["target"] is not None]
+    acc = [r for r in old.get("accuracy", {}).get("rows", []) if "precision" in r]
+    limit = {"int8": 1.0, "bf16": 0.3}
+    acc_targets = [r for r in acc if r["precision"] in limit]
+    met = [r for r in speed if r["met"]] + [r for r in acc_targets if r["drop"] <= limit[r["precision"]]]
+    out = ["## Headline", "", f"**{len(met)} of {len(speed) + len(acc_targets)} targets met** (speed: int8 >= 3x "
+           "at batch 8 and >= 2.5x at batch 1, bf16 >= 1.7x at batch 8, against onnxruntime fp32; accuracy: int8 "
+           "within 1 point and bf16 within 0.3 points of fp32 top-1, every int8 setting counted).", ""]
+    short = [f"`{r['variant']}` on {r['net']} at batch {r['batch']}: {r['speedup']:.2f}x (target {r['target']}x)"
+             for r in speed if not r["met"]]
+    short += [f"{r['precision']} ({r['method'] or ''} {r['activations'] or ''}) on {r['model']}: drop "
+              f"{r['drop']:+.2f} points" for r in acc_targets if r["drop"] > limit[r["precision"]]]
+    out += ["Short of a target: " + ("; ".join(short) if short else "none") + "."]
+    return out + [""]
 
 
 def accuracy_section(rows: list[dict]) -> list[str]:
@@ -281,35 +324,58 @@ def accuracy_section(rows: list[dict]) -> list[str]:
            "this top-1, in points (negative: better than fp32). Lowest SQNR: the layer whose output kept least of "
            "its signal (dB). Calibration: Fashion-MNIST training images, drawn with a fixed seed.", ""]
     body = []
+    notes = []
     for r in rows:
+        if "trained" in r:
+            t = r["trained"]
+            if t:
+                notes.append(f"- {r['model']}: `archspec train --preset {t['preset']}` ({t['checkpoint']}), "
+                             f"{t['epochs']} epochs of plain SGD at lr {t['lr']}, batch {t['batch_size']}, images "
+                             f"resized to {t['resize']}; best validation accuracy {t['best_val_acc']:.4f} at epoch "
+                             f"{t['best_epoch']}; {t['seconds_per_epoch']:.0f} s an epoch on average here.")
+            continue
         setting = r["precision"] if r["precision"] != "int8" else \
             f"int8 {r['method']}, {r['activations']} act., {r['samples']} images"
         body.append([r["model"], setting, f"{r['fp32_top1']:.2f}", f"{r['top1']:.2f}", f"{r['drop']:+.2f}",
                      f"{r['agreement']:.2f}", "" if r["lowest"] is None else f"{r['lowest']:.1f}",
                      str(r["fp32_ops"]), f"{r['compile_s']:.0f}"])
-    return out + table(["model", "setting", "fp32 %", "top-1 %", "drop", "agreement %", "lowest SQNR dB",
-                        "ops in fp32", "compile s"], body)
+    out += table(["model", "setting", "fp32 %", "top-1 %", "drop", "agreement %", "lowest SQNR dB",
+                  "ops in fp32", "compile s"], body)
+    return out + (["", "The checkpoints:", "", *notes] if notes else [])
 
 
 def write(results: dict, argv: list[str]) -> None:
     path = OUT / "precision_results.json"
     old = json.loads(path.read_text()) if path.exists() else {}
+    for part in ("speed", "accuracy"):
+        if part in results:
+            results[part]["command"] = "python " + " ".join(shlex.quote(a) for a in argv)
     old.update(results)  # a --speed run keeps the last --accuracy figures, and the other way round
     path.write_text(json.dumps(old, indent=2) + "\n")
     env = old["environment"]
     feats = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in env["cpu_features"].items())
+    commands = [f"the {part} by `{old[part]['command']}`" for part in ("speed", "accuracy") if part in old]
     lines = ["# Low precision on this machine: int8, fp16 and bf16 against fp32", "",
-             f"Written by `python {' '.join(shlex.quote(a) for a in argv)}` (benchmarks/bench_precision.py; the raw "
-             "figures in benchmarks/precision_results.json).", "",
-             "> **No GPU on this machine**: fp16 on onnxruntime's CUDA and TensorRT providers was not measured. "
-             "fp16 below is the CPU provider, which runs most fp16 ops in fp32 through casts.", "",
+             f"Written by benchmarks/bench_precision.py: {' and '.join(commands)} (raw figures in "
+             "benchmarks/precision_results.json).", "",
+             gpu_note(env), "",
              f"Machine: {env['cpu']}, {env['cpu_count']} cores shared with other work; flags: {feats}. "
              f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, Python {env['python']}, {env['date']}.", ""]
+    lines += headline(old)
     if "speed" in old:
-        lines += speed_section(old["speed"]["rows"], old["speed"]["rounds_s"]) + [""]
+        lines += speed_section(old["speed"]["rows"], old["speed"]["rounds_s"], old["speed"].get("loads", [])) + [""]
     if "accuracy" in old:
         lines += accuracy_section(old["accuracy"]["rows"]) + [""]
     (OUT / "RESULTS_precision.md").write_text("\n".join(lines))
+
+
+def gpu_note(env: dict) -> str:
+    how = ("`archspec bench SPEC --device cuda --precision fp32,fp16 --backends onnxruntime` times fp16 on the "
+           "CUDA provider with IO binding (add `--ort-providers tensorrt,cuda,cpu` for TensorRT)")
+    if env.get("gpu") is None:
+        return ("> **No GPU on this machine: fp16 on onnxruntime's CUDA and TensorRT providers was not measured.** "
+                f"fp16 below is the CPU provider, which runs most fp16 ops in fp32 through casts. On a GPU, {how}.")
+    return f"> This script times the CPU only; this machine has a {env['gpu']}: {how}."
 
 
 def main() -> None:
@@ -336,8 +402,8 @@ def main() -> None:
                 (Path(tmp) / key.replace("/", "_").replace(" ", "_")).mkdir()
                 nets[key] = build_variants(key, Path(tmp) / key.replace("/", "_").replace(" ", "_"))
             cells = prepare_cells(nets, [1, 8])
-            took = measure(cells, args.rounds)
-            results["speed"] = {"rows": ratios(cells), "rounds_s": took, "load_end": os.getloadavg()[0]}
+            took, loads = measure(cells, args.rounds)
+            results["speed"] = {"rows": ratios(cells), "rounds_s": took, "loads": loads}
         if args.accuracy:
             models = []
             if args.lenet_bn:

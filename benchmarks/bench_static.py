@@ -10,10 +10,15 @@ cache, the bytecode cache (the harness drops PYTHONDONTWRITEBYTECODE, so archspe
 .pyc files as any installed package does) and lark's grammar cache.
 
 Measured in one run: `python -c "import torch"`; `archspec check` of the whole zoo in one
-command; `archspec summary --format json` of each torchvision spec beside torchinfo's summary of
-the same torchvision model (its imports and the model's construction included, as a user pays
-them); and a generated network of N residual blocks, N = 125 .. 1000, both as commands and
-in-process (a worker process times each stage after its imports, so the cost per block shows).
+command (every network of every file of specs/ and specs/torchvision/, where a family file holds
+many); in-process, the same check file by file, with the layers of every network counted, so the
+cost per layer of each family shows; `archspec summary --format json` of several torchvision
+networks (`--network NAME` of their family files) beside torchinfo's summary of the same
+torchvision model (its imports and the model's construction included, as a user pays them); and
+two generated networks of N blocks, N = 125 .. 1000, both as commands and in-process (a worker
+process times each stage after its imports, so the cost per block shows): the book's residual
+block (specs/residual.arch) and torchvision's ViT encoder block (specs/torchvision/vit.arch:
+layer norm, multi-head attention, an MLP).
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import zoo
+
 REPO = Path(__file__).resolve().parents[1]
-TORCHVISION = ("vgg11", "resnet18", "resnet50", "resnext50_32x4d")
+# summary against torchinfo: the four compared from the start, and three of the newer kinds of network
+# (squeeze-excitation and hardswish; layer norm and permutes; attention)
+TORCHVISION = (*zoo.CLASSIC, "mobilenet_v3_large", "convnext_tiny", "vit_b_16")
 BLOCKS = (125, 250, 500, 1000)
-ZOO_GLOBS = ("specs/*.arch", "specs/torchvision/*.arch")
+ZOO_GLOBS = zoo.ZOO_GLOBS
 REQUIRED_RATIO = 0.2  # the zoo check may take at most a fifth of `import torch`
 NNEF_MS = 90  # the aim: the NNEF tools validate VGG-11's shapes in about this, per command
 PACKAGES = ("archspec", "lark", "pydantic", "pydantic-core", "torch", "torchvision", "torchinfo")
@@ -48,8 +57,11 @@ HEAVY = ("torch", "torchvision", "onnx", "onnxruntime", "numpy")  # never on the
 TORCHINFO = ("import torchinfo, torchvision; s = torchinfo.summary(torchvision.models.{name}(), "
              "input_size=(1, 3, 224, 224), verbose=0); print(s.total_params)")
 
-# The scaling network: a stem, N residual blocks (specs/residual.arch, imported), a head.
-DEEP = """import "residual.arch"
+# The scaling networks, each importing the file that defines its block (copied beside it):
+# kind -> (that file, the spec of N blocks)
+DEEP = {
+    # a stem, N residual blocks of the book (specs/residual.arch), a head
+    "residual": ("specs/residual.arch", """import "residual.arch"
 
 network deep{n}() {{
     input [3, 32, 32]
@@ -57,7 +69,17 @@ network deep{n}() {{
     repeat {n} {{ residual(64) }}
     adaptive_avgpool2d(1)  flatten  linear(10)
 }}
-"""
+"""),
+    # 16 tokens of 64 features through N of torchvision's ViT encoder blocks (4 heads, an MLP of 128), a head
+    "vit": ("specs/torchvision/vit.arch", """import "vit.arch"
+
+network deepvit{n}() {{
+    input [16, 64]
+    repeat {n} {{ encoder_block(4, 64, 128, 0.0, 0.0) }}
+    layernorm(eps=1e-6)  select(0)  linear(10)
+}}
+"""),
+}
 
 
 @dataclass
@@ -94,30 +116,38 @@ def zoo_files() -> list[str]:
     return [f for pattern in ZOO_GLOBS for f in sorted(glob.glob(pattern, root_dir=REPO))]
 
 
-def deep_specs(folder: Path, blocks: list[int]) -> dict[int, str]:
-    (folder / "residual.arch").write_text((REPO / "specs" / "residual.arch").read_text())
-    paths = {}
-    for n in blocks:
-        path = folder / f"deep{n}.arch"
-        path.write_text(DEEP.format(n=n))
-        paths[n] = str(path)
+def deep_specs(folder: Path, blocks: list[int]) -> dict[str, dict[int, str]]:
+    """kind -> N -> the path of a generated network of N blocks of that kind."""
+    paths: dict[str, dict[int, str]] = {}
+    for kind, (imported, text) in DEEP.items():
+        (folder / kind).mkdir()
+        (folder / kind / Path(imported).name).write_text((REPO / imported).read_text())
+        paths[kind] = {}
+        for n in blocks:
+            path = folder / kind / f"deep{kind.replace('residual', '')}{n}.arch"
+            path.write_text(text.format(n=n))
+            paths[kind][n] = str(path)
     return paths
 
 
-def commands(deep: dict[int, str], with_torch: bool) -> list[Cmd]:
+def commands(deep: dict[str, dict[int, str]], with_torch: bool) -> list[Cmd]:
     cmds = [python_cmd("python", "pass"),
             archspec_cmd("zoo", "check", *zoo_files(), shown="check " + " ".join(ZOO_GLOBS))]
     for name in TORCHVISION:
-        cmds.append(archspec_cmd(f"summary:{name}", "summary", "--format", "json", f"specs/torchvision/{name}.arch"))
-    for n, path in deep.items():
-        cmds.append(archspec_cmd(f"deep_check:{n}", "check", path, shown=f"check deep{n}.arch"))
-        cmds.append(archspec_cmd(f"deep_summary:{n}", "summary", "--format", "json", path,
-                                 shown=f"summary --format json deep{n}.arch"))
+        family = zoo.family_file(name)
+        cmds.append(archspec_cmd(f"summary:{name}", "summary", "--format", "json", "--network", name, family))
+    for kind, sizes in deep.items():
+        for n, path in sizes.items():
+            shown = Path(path).name
+            cmds.append(archspec_cmd(f"deep_check:{kind}:{n}", "check", path, shown=f"check {shown}"))
+            cmds.append(archspec_cmd(f"deep_summary:{kind}:{n}", "summary", "--format", "json", path,
+                                     shown=f"summary --format json {shown}"))
     me = str(Path(__file__).resolve())
     cmds.append(Cmd("worker_zoo", "python benchmarks/bench_static.py --worker zoo (in-process, after imports)",
                     [sys.executable, me, "--worker", "zoo", *zoo_files()]))
+    every = [p for sizes in deep.values() for p in sizes.values()]
     cmds.append(Cmd("worker_deep", "python benchmarks/bench_static.py --worker deep (in-process stages)",
-                    [sys.executable, me, "--worker", "deep", *deep.values()]))
+                    [sys.executable, me, "--worker", "deep", *every]))
     if with_torch:
         cmds.append(python_cmd("torch", "import torch"))
         for name in TORCHVISION:
@@ -162,6 +192,7 @@ def measure(cmds: list[Cmd], rounds: int, env: dict[str, str]) -> None:
 # ---- the in-process workers: times after the imports, one JSON object per run -----------------
 
 def worker(kind: str, paths: list[str]) -> None:
+    from archspec.api import build
     from archspec.errors import Sources
     from archspec.loader import load_file
     from archspec.parse import parse_text
@@ -170,32 +201,41 @@ def worker(kind: str, paths: list[str]) -> None:
 
     parse_text("network warm() { input [1] relu }")  # load the grammar before the clock starts
     if kind == "zoo":  # what `archspec check` does with the zoo, less the imports and the printing
-        start = time.perf_counter()
+        files, start = {}, time.perf_counter()
         for path in paths:
-            program = resolve(load_file(path, Sources()))
-            for name in program.own:
-                if program.definitions[name].kind == "network":
-                    run_passes(expand(program, name, Overrides()))
-        print(json.dumps({"zoo": time.perf_counter() - start}))
+            t0, sources = time.perf_counter(), Sources()
+            program = resolve(load_file(path, sources))
+            names = [n for n in program.own if program.definitions[n].kind == "network"]
+            built = [build(program, sources, name, Overrides()).network for name in names]
+            files[path] = {"seconds": time.perf_counter() - t0, "networks": names,
+                           "layers": built}  # counted below, off the clock
+        total = time.perf_counter() - start
+        for entry in files.values():
+            entry["layers"] = [count_layers(net.graph) for net in entry["layers"]]
+        print(json.dumps({"zoo": total, "files": files}))
         return
-    for path in sorted({str(Path(p).parent / "residual.arch") for p in paths}):
-        load_file(path, Sources())  # the imported block file, parsed once, as for every N alike
+    imported = {str(p) for q in paths for p in Path(q).parent.glob("*.arch") if not p.name.startswith("deep")}
+    for path in sorted(imported):
+        load_file(path, Sources())  # each imported block file parsed once first, as for every N alike
     out = {}
     for path in paths:
         t0 = time.perf_counter()
         program = resolve(load_file(path, Sources()))
         t1 = time.perf_counter()
-        net = run_passes(expand(program, None, Overrides()))
+        net = run_passes(expand(program, Path(path).stem, Overrides()))
         t2 = time.perf_counter()
         json.dumps(as_dict(net, 1), indent=2)
         t3 = time.perf_counter()
         out[path] = {"parse": t1 - t0, "shapes": t2 - t1, "check": t2 - t0, "summary": t3 - t0,
-                     "layers": _count_layers(net.root)}
+                     "layers": count_layers(net.graph)}
     print(json.dumps(out))
 
 
-def _count_layers(node) -> int:
-    return (node.kind == "layer") + sum(_count_layers(c) for c in node.children)
+def count_layers(graph) -> int:
+    """Layers of the registry in a network's dataflow graph, those inside blocks and groups included
+    (not its inputs, nor the anonymous add, mul and concat nodes that combine branches)."""
+    return sum((node.kind == "layer") + (count_layers(node.body) if node.body is not None else 0)
+               for node in graph.nodes)
 
 
 # ---- where the zoo check's time goes: one more run, with -X importtime -------------------------
@@ -237,13 +277,41 @@ def table(head: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows] + [""]
 
 
-def headline(c: dict[str, Cmd], with_torch: bool, scaling: dict) -> list[str]:
+def zoo_stats(c: dict[str, Cmd]) -> dict[str, dict]:
+    """file -> its networks, their layers and the best-of-rounds in-process seconds of checking the file."""
+    runs = [json.loads(out) for out in c["worker_zoo"].outputs]
+    files = runs[0]["files"]
+    return {path: {"networks": len(v["networks"]), "layers": sum(v["layers"]),
+                   "seconds": min(run["files"][path]["seconds"] for run in runs)} for path, v in files.items()}
+
+
+def group_of(path: str) -> str:
+    """Which kind of network a zoo file holds, for the cost per layer."""
+    name = Path(path).name
+    if not path.startswith("specs/torchvision/"):
+        return "the book's networks (specs/*.arch)"
+    return next((g for g, names in GROUPS.items() if name in names), "torchvision's CNN families")
+
+
+GROUPS = {"torchvision's vision transformers (vit, swin)": ("vit.arch", "swin.arch"),
+          "torchvision's segmentation and FPN (symbolic sizes)": ("segmentation.arch", "fpn.arch")}
+# The previous run's figures (static_results.md at commit 9023222, 2026-11-26: 17 files, 14 networks), quoted
+# so that this file can be read against them.
+EARLIER = "2026-11-26 (commit 9023222; 14 networks): the zoo's work 107 ms; 217 µs a residual block (7 layers) at 1000"
+
+
+def per_layer(rows: list[dict]) -> str:
+    return f"{sum(r['seconds'] for r in rows) / sum(r['layers'] for r in rows) * 1e6:.1f} µs"
+
+
+def headline(c: dict[str, Cmd], with_torch: bool, scaling: dict, files: dict[str, dict]) -> list[str]:
     zoo = c["zoo"]
     nets = sum(": ok, input" in line for line in zoo.outputs[-1].splitlines())
+    layers = sum(f["layers"] for f in files.values())
     lines = ["## Headline", "",
-             (f"- `archspec check` of the whole zoo ({len(zoo_files())} files, {nets} networks) in one command, "
-             f"interpreter start included: **{ms(zoo.best)}** (best of {len(zoo.times)} rounds; median "
-             f"{ms(zoo.median)}; CPU time {ms(min(zoo.cpu))})."),
+             (f"- `archspec check` of the whole zoo ({len(zoo_files())} files, {nets} networks, {layers:,} layers) "
+              f"in one command, interpreter start included: **{ms(zoo.best)}** (best of {len(zoo.times)} rounds; "
+              f"median {ms(zoo.median)}; CPU time {ms(min(zoo.cpu))})."),
              f"- `python -c pass`, the interpreter alone: {ms(c['python'].best)}."]
     if with_torch:
         torch = c["torch"]
@@ -258,28 +326,43 @@ def headline(c: dict[str, Cmd], with_torch: bool, scaling: dict) -> list[str]:
     lines.append(f"- The aim, the NNEF tools' {NNEF_MS} ms per command (measured on another machine): the zoo "
                  f"check takes {zoo.best * 1000 / NNEF_MS:.1f}x that here; the interpreter alone takes "
                  f"{ms(c['python'].best)} of it.")
-    big, half = max(scaling), max(scaling) // 2
-    if half in scaling:
-        t_big, t_half = scaling[big]["check"], scaling[half]["check"]
-        lines.append(f"- Scaling, in-process check: {big} residual blocks / {half} = **{t_big / t_half:.2f}x** "
-                     f"(linear is 2.00x); {t_big / big * 1e6:.0f} µs per block at {big}.")
+    groups: dict[str, list[dict]] = {}
+    for path, f in files.items():
+        groups.setdefault(group_of(path), []).append(f)
+    lines.append(f"- Cost per layer, in-process (load, resolve, expand, the passes): the whole zoo "
+                 f"{per_layer(list(files.values()))}; " + "; ".join(f"{g} {per_layer(rows)}"
+                                                                      for g, rows in groups.items()) + ".")
+    for kind, stats in scaling.items():
+        big, half = max(stats), max(stats) // 2
+        if half in stats:
+            t_big, t_half = stats[big]["check"], stats[half]["check"]
+            lines.append(f"- Scaling, in-process check, {DEEP_TITLES[kind]}: {big} blocks / {half} = "
+                         f"**{t_big / t_half:.2f}x** (linear is 2.00x); {t_big / big * 1e6:.0f} µs per block, "
+                         f"{t_big / stats[big]['layers'] * 1e6:.1f} µs per layer at {big}.")
+    lines.append(f"- The previous run of this benchmark, {EARLIER}.")
     return lines + [""]
 
 
-def breakdown_section(c: dict[str, Cmd], imports: Imports) -> list[str]:
+def breakdown_section(c: dict[str, Cmd], imports: Imports, files: dict[str, dict]) -> list[str]:
     work = min(json.loads(out)["zoo"] for out in c["worker_zoo"].outputs)
-    nets = sum(": ok, input" in line for line in c["zoo"].outputs[-1].splitlines())
+    nets = sum(f["networks"] for f in files.values())
+    layers = sum(f["layers"] for f in files.values())
     top = sorted(imports.by_package.items(), key=lambda kv: -kv[1])[:10]
     rows = [[f"`{name}`", ms(t), f"{t / imports.total * 100:.0f}%"] for name, t in top]
     heavy = ", ".join(imports.heavy) if imports.heavy else "none"
+    per_file = [[f"`{path}`", group_of(path), str(f["networks"]), f"{f['layers']:,}", ms(f["seconds"]),
+                 f"{f['seconds'] / f['layers'] * 1e6:.1f} µs" if f["layers"] else ""] for path, f in files.items()]
     return (["## Where the zoo check's time goes", "",
              f"- The interpreter alone (`python -c pass`): {ms(c['python'].best)}.",
              (f"- Imports: {imports.count} modules, {ms(imports.total)} in one extra run with `-X importtime` "
              f"(which adds overhead of its own). Of {', '.join(HEAVY)}: {heavy} imported."),
-             (f"- The work itself, in-process after the imports (load, resolve, expand, the passes; {nets} networks): "
-             f"{ms(work)} (best of the rounds)."), "",
+             (f"- The work itself, in-process after the imports (load, resolve, expand, the passes; {nets} networks, "
+             f"{layers:,} layers): {ms(work)} (best of the rounds), {work / layers * 1e6:.1f} µs a layer."), "",
              "Import time by top-level package (self time of its modules, summed):", ""]
-            + table(["package", "import time", "share"], rows))
+            + table(["package", "import time", "share"], rows)
+            + ["File by file, in-process (a file's time includes parsing the files it imports; best of the rounds; "
+               "layers: the registry's layers of every network the file defines, those inside blocks included):", ""]
+            + table(["file", "kind", "networks", "layers", "check", "per layer"], per_file))
 
 
 def summary_section(c: dict[str, Cmd]) -> list[str]:
@@ -298,29 +381,38 @@ def summary_section(c: dict[str, Cmd]) -> list[str]:
             + table(["model", "archspec summary", "torchinfo", "ratio", "speed-up", "params", "params agree"], rows))
 
 
-def scaling_stats(c: dict[str, Cmd], deep: dict[int, str]) -> dict[int, dict[str, float]]:
-    """Best-of-rounds in-process stage times for each N."""
+DEEP_TITLES = {"residual": "the book's residual block", "vit": "torchvision's ViT encoder block"}
+
+
+def scaling_stats(c: dict[str, Cmd], deep: dict[str, dict[int, str]]) -> dict[str, dict[int, dict[str, float]]]:
+    """kind -> N -> best-of-rounds in-process stage times."""
     runs = [json.loads(out) for out in c["worker_deep"].outputs]
-    return {n: {stage: min(run[path][stage] for run in runs) for stage in runs[0][path]} for n, path in deep.items()}
+    return {kind: {n: {stage: min(run[path][stage] for run in runs) for stage in runs[0][path]}
+                   for n, path in sizes.items()} for kind, sizes in deep.items()}
 
 
-def scaling_section(c: dict[str, Cmd], stats: dict[int, dict[str, float]]) -> list[str]:
-    rows, prev = [], None
-    for n, s in stats.items():
-        marginal = "" if prev is None else f"{(s['check'] - stats[prev]['check']) / (n - prev) * 1e6:.0f} µs"
-        growth = "" if prev is None else f"{s['check'] / stats[prev]['check']:.2f}x"
-        rows.append([str(n), f"{int(s['layers']):,}", ms(c[f"deep_check:{n}"].best), ms(c[f"deep_summary:{n}"].best),
-                     ms(s["parse"]), ms(s["shapes"]), ms(s["check"]), ms(s["summary"]),
-                     f"{s['check'] / n * 1e6:.0f} µs", marginal, growth])
-        prev = n
-    return (["## Scaling: a generated network of N residual blocks", "",
-             ("`repeat N { residual(64) }` between a stem and a head, importing specs/residual.arch. The two command "
-             "columns include interpreter start and imports; the in-process columns are a worker's stage times after "
-             "its imports (parse: load + resolve; shapes: expand, naming, inference, asserts; check: both; summary: "
-             "check + the JSON text). Best of the rounds. Linear scaling shows as a constant marginal cost per block "
-             "and a check time that doubles with N."), ""]
-            + table(["N", "layers", "check (cmd)", "summary json (cmd)", "parse", "shapes", "check", "summary",
-                     "check / block", "marginal / block", "check vs previous N"], rows))
+def scaling_section(c: dict[str, Cmd], stats: dict[str, dict[int, dict[str, float]]]) -> list[str]:
+    rows = []
+    for kind, sizes in stats.items():
+        prev = None
+        for n, s in sizes.items():
+            marginal = "" if prev is None else f"{(s['check'] - sizes[prev]['check']) / (n - prev) * 1e6:.0f} µs"
+            growth = "" if prev is None else f"{s['check'] / sizes[prev]['check']:.2f}x"
+            rows.append([kind, str(n), f"{int(s['layers']):,}", ms(c[f"deep_check:{kind}:{n}"].best),
+                         ms(c[f"deep_summary:{kind}:{n}"].best), ms(s["parse"]), ms(s["shapes"]), ms(s["check"]),
+                         ms(s["summary"]), f"{s['check'] / n * 1e6:.0f} µs", f"{s['check'] / s['layers'] * 1e6:.1f} µs",
+                         marginal, growth])
+            prev = n
+    return (["## Scaling: generated networks of N blocks", "",
+             ("`residual`: `repeat N { residual(64) }` between a stem and a head, importing specs/residual.arch. "
+              "`vit`: `repeat N { encoder_block(4, 64, 128, 0.0, 0.0) }` (torchvision's ViT encoder block: layer "
+              "norms, multi-head attention, an MLP) on 16 tokens of 64 features, then a layer norm and a head, "
+              "importing specs/torchvision/vit.arch. The two command columns include interpreter start and imports; "
+              "the in-process columns are a worker's stage times after its imports (parse: load + resolve; shapes: "
+              "expand, naming, inference, asserts; check: both; summary: check + the JSON text). Best of the rounds. "
+              "Linear scaling shows as a constant marginal cost per block and a check time that doubles with N."), ""]
+            + table(["kind", "N", "layers", "check (cmd)", "summary json (cmd)", "parse", "shapes", "check", "summary",
+                     "check / block", "check / layer", "marginal / block", "check vs previous N"], rows))
 
 
 def noise_section(cmds: list[Cmd]) -> list[str]:
@@ -332,7 +424,7 @@ def noise_section(cmds: list[Cmd]) -> list[str]:
             + table(["command", "best", "median", "worst", "spread", "CPU best"], rows))
 
 
-def machine_section(argv: list[str], rounds: int) -> list[str]:
+def machine_section(argv: list[str], rounds: int, loads: tuple[float, float]) -> list[str]:
     versions = []
     for name in PACKAGES:
         try:
@@ -349,6 +441,8 @@ def machine_section(argv: list[str], rounds: int) -> list[str]:
             f"{rounds} rounds after a warm-up round"),
             (f"- Machine: {cpu}; nproc {len(os.sched_getaffinity(0))} (cpu_count {os.cpu_count()}); "
             f"{platform.platform()}"),
+            (f"- Load average (1 minute) at the start {loads[0]:.2f}, at the end {loads[1]:.2f} (the machine is "
+             "shared; this run's own commands count too)"),
             f"- Python {platform.python_version()} ({platform.python_implementation()}), {sys.executable}",
             f"- Packages: {', '.join(versions)}",
             ("- Environment: as given, less PYTHONDONTWRITEBYTECODE, so every package runs from its bytecode "
@@ -369,18 +463,18 @@ def _git(*args: str) -> str:
         return ""
 
 
-def report(cmds: list[Cmd], deep: dict[int, str], with_torch: bool, imports: Imports, argv: list[str],
-           rounds: int) -> str:
+def report(cmds: list[Cmd], deep: dict[str, dict[int, str]], with_torch: bool, imports: Imports,
+           argv: list[str], rounds: int, loads: tuple[float, float]) -> str:
     c = {cmd.key: cmd for cmd in cmds}
-    stats = scaling_stats(c, deep)
+    stats, files = scaling_stats(c, deep), zoo_stats(c)
     lines = ["# archspec's static path: benchmark results", "",
              "Written by `benchmarks/bench_static.py`; rerun it to refresh this file.", ""]
-    lines += headline(c, with_torch, stats) + breakdown_section(c, imports)
+    lines += headline(c, with_torch, stats, files) + breakdown_section(c, imports, files)
     if with_torch:
         lines += summary_section(c)
     else:
         lines += ["torch, torchvision or torchinfo is not installed: the torch rows were skipped.", ""]
-    lines += scaling_section(c, stats) + noise_section(cmds) + machine_section(argv, rounds)
+    lines += scaling_section(c, stats) + noise_section(cmds) + machine_section(argv, rounds, loads)
     return "\n".join(lines)
 
 
@@ -399,13 +493,14 @@ def main() -> None:
     with_torch = have and not args.no_torch
     blocks = sorted(int(b) for b in args.blocks.split(","))
     env = bench_env()
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as tmp:
         deep = deep_specs(Path(tmp), blocks)
         cmds = commands(deep, with_torch)
         measure(cmds, args.rounds, env)
     imports = import_profile(env)
     argv = ["python", "benchmarks/bench_static.py", *sys.argv[1:]]
-    text = report(cmds, deep, with_torch, imports, argv, args.rounds)
+    text = report(cmds, deep, with_torch, imports, argv, args.rounds, (load0, os.getloadavg()[0]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
