@@ -118,3 +118,33 @@ def test_a_merged_class_never_overwrites_what_a_call_reads(text):
     with torch.no_grad():
         module(x)
     assert torch.equal(x, before), "the module overwrote its input"
+
+
+ELSE_IF = """block act(kind: str) {
+    conv2d(4, kernel=1)
+    if kind == "HS" { hardswish } else if kind == "RE" { relu }
+}
+
+network n() {
+    input [4, 5, 5]
+    act("HS")
+    act("RE")
+    act("none")
+}
+"""
+
+
+def test_an_else_if_is_written_as_its_own_test():
+    """`else if kind == "RE"` is `kind == "RE"` in the class, as a person writes it, not
+    `(not kind == "HS") and (kind == "RE")`; with a `let` between the two tests the full condition stays."""
+    from archspec.export.verify import check_module
+
+    spec = archspec.loads(ELSE_IF, name="elseif.arch")
+    source = source_of(spec)
+    assert '*([nn.ReLU(inplace=True)] if kind == "RE" else [])' in source, source
+    check_module(spec.to_torch(), spec.network)
+    rebinding = ELSE_IF.replace('} else if kind == "RE"', '} else {\n        let kind = "RE"\n'
+                                '        if kind == "RE"').replace("{ relu }\n}", "{ relu }\n    }\n}", 1)
+    spec = archspec.loads(rebinding, name="elseif.arch")  # the let shadows the parameter: ReLU unless "HS"
+    assert '*([nn.ReLU(inplace=True)] if not kind == "HS" else [])' in source_of(spec), source_of(spec)
+    check_module(spec.to_torch(), spec.network)

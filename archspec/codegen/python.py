@@ -228,8 +228,9 @@ class Generator:
         if not scope.guards:  # a class per structure: the branches its calls took are built in
             return None, False
         parts = []
+        implied = _implied_false(n.guard)
         for stmt, taken, env in n.guard:
-            if id(stmt) in scope.decided:  # written around the container this node is in
+            if id(stmt) in scope.decided or id(stmt) in implied:  # written around its container, or implied
                 continue
             test = render(stmt.test, env, scope)
             if test.tainted:
@@ -899,6 +900,40 @@ def _in_place(n: ir.GNode, g: ir.Graph) -> bool:
         return False
     before = g.nodes[n.inputs[0]]
     return (before.kind == "layer" and LAYERS[before.op].fresh) or (before.kind == "combine" and len(before.inputs) > 1)
+
+
+def _equality(test) -> tuple[str, object] | None:
+    """(name, literal) of a test `name == literal`, else None."""
+    if isinstance(test, ir.Compare) and test.ops == ("==",) and isinstance(test.first, ir.Name) and \
+            isinstance(test.rest[0], (ir.Str, ir.Num)):
+        return test.first.id, test.rest[0].value
+    return None
+
+
+def _implied_false(guard: tuple) -> set[int]:
+    """The `if`s on a node's path that were not taken and need not be written: `x == "HS"` not taken
+    where `x == "RE"` was (an `else if` chain), so `activation == "RE"` and not
+    `(not activation == "HS") and (activation == "RE")`."""
+    out = set()
+    for i, (stmt, t, _) in enumerate(guard):
+        eq = _equality(stmt.test)
+        if t or eq is None:
+            continue
+        for inner, t2, _ in guard[i + 1:]:
+            other = _equality(inner.test)
+            if t2 and other is not None and other[0] == eq[0] and other[1] != eq[1] and _next_in_else(stmt, inner):
+                out.add(id(stmt))
+    return out
+
+
+def _next_in_else(outer: ir.If, inner: ir.If) -> bool:
+    """Whether `inner` is in `outer`'s else with no `let` before it (which could rebind the name tested)."""
+    for st in outer.orelse:
+        if st is inner:
+            return True
+        if isinstance(st, ir.Let):
+            return False
+    return False
 
 
 def _has_if(body: tuple) -> bool:

@@ -241,11 +241,11 @@ def _evaluated(e: ir.Expr, env: dict) -> Any:
 
 
 def _name(name: str, env: dict, scope: Scope) -> Sym:
-    if name in scope.names:
+    lets = env.get(LETS, {})
+    if name in scope.names and name not in lets:  # a `let` of the same name shadows the parameter
         found = scope.names[name]
         scope.used |= found.reads
         return found
-    lets = env.get(LETS, {})
     if name in lets:
         expr, at = lets[name]
         s = _render(expr, at, scope)
