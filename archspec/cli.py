@@ -199,15 +199,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def comma_choices(text: str, choices: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """A comma-separated option value (`-f python,onnx`, `--precision int8,fp16`): the choices given, in
+    order, without repeats; an unknown one or none is argparse's error, listing the choices."""
+    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [x for x in chosen if x not in choices]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown) or text!r}; choose from "
+                                         + ", ".join(choices))
+    return chosen
+
+
 def _formats(text: str) -> tuple[str, ...]:
     from .compile import FORMATS
 
-    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
-    unknown = [f for f in chosen if f not in FORMATS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"unknown format {', '.join(unknown) or text!r}; choose from "
-                                         + ", ".join(FORMATS))
-    return chosen
+    return comma_choices(text, FORMATS, "format")
 
 
 def _positive_list(text: str) -> list[int]:

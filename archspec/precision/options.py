@@ -80,12 +80,9 @@ def from_args(args: argparse.Namespace, bench: bool = False) -> PrecisionOptions
 
 
 def precision_list(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    bad = [x for x in chosen if x not in PRECISIONS]
-    if bad or not chosen:
-        raise argparse.ArgumentTypeError(f"unknown precision {', '.join(bad) or text!r}; choose from "
-                                         + ", ".join(PRECISIONS))
-    return chosen
+    from ..cli import comma_choices  # loaded already: only the command line parses this
+
+    return comma_choices(text, PRECISIONS, "precision")
 
 
 def _positive(text: str) -> int:
