@@ -7,6 +7,7 @@ Exit statuses, for every command: 0 success, 1 a problem in the user's spec or d
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -243,11 +244,26 @@ def _batch(text: str) -> int | None:
     return None if text == "dynamic" else _positive(text)
 
 
+# Commands that only parse and analyse specs (no torch). Their trees and graphs hold no reference cycles,
+# so Python's cycle collector frees nothing in them, yet each of its full passes walks all of them: with
+# it running, `archspec check` of the zoo spent a quarter of its time there (benchmarks/bench_static.py).
+# It is paused while they run (peak memory measured the same either way) and resumed after.
+STATIC = frozenset({"check", "summary", "sizes", "layers"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        if args.command not in STATIC:
+            return COMMANDS[args.command](args)
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return COMMANDS[args.command](args)
+        finally:
+            if paused:
+                gc.enable()
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", None)  # SIGTERM or SIGHUP during a compile (archspec/outdir.py)
         print(f"archspec: {'terminated' if signum else 'interrupted'}", file=sys.stderr)

@@ -29,6 +29,8 @@ class Program(ir.IR):
     own: tuple[str, ...]  # the definitions written in the root file itself, in order
     functions: dict[str, ir.FuncDef] = {}  # every `def` in scope
     budget: Any = None  # the evaluation Budget every network of this file draws on
+    # block calls expanded so far, shared by every network of this file (passes/expand.py `_Memo`)
+    expansions: dict = {}
 
 
 @dataclass
@@ -146,4 +148,4 @@ def _program(root: str, files: dict[str, ir.SourceFile]) -> Program:
         raise ArchError(problems)
     own = tuple(d.name for d in files[root].definitions)
     return Program.model_construct(span=Span(root), root=root, definitions=definitions, own=own,
-                                   functions=functions, budget=Budget(functions=functions))
+                                   functions=functions, budget=Budget(functions=functions), expansions={})

@@ -71,6 +71,7 @@ class _Run:
     asserts: list = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)
     recording: bool = False  # symbolic sizes: comparisons become constraints (archspec/sizes.py)
+    memo: dict = field(default_factory=dict)  # block calls expanded so far: key -> _Expanded
 
     def step(self, span: Span, n: int = 1) -> None:
         self.steps += n
@@ -155,7 +156,7 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     problem = network_problem(d.name)
     if problem:
         raise error("E208", f"`{d.name}` cannot name a network: {problem}", d.span)
-    run = _Run(program)
+    run = _Run(program, memo=program.expansions)
     env, canonical = _bind_network(d, overrides)
     arguments = dict(env)
     body, env, steps = _variant(d, env, program)
@@ -544,7 +545,8 @@ class _Walker:
             y = walker._combine(c, scoped, outs, inner)
         if y == FAILED:
             raise _Failed
-        return self._name(label, self._module(inner, y, kind="group", op=c.kind, span=c.span, label=label,
+        inner.outputs.append(("", y))
+        return self._name(label, self._module(inner.graph(), y, kind="group", op=c.kind, span=c.span, label=label,
                                               lspan=lspan, seg=seg, path=path, cur=cur))
 
     def _entry(self, inner: _Body, cur: int, span: Span) -> int:
@@ -555,18 +557,16 @@ class _Walker:
         inner.names["input"] = i  # `@input` in a block or named container: the tensor reaching it
         return i
 
-    def _module(self, inner: _Body, y: int, *, kind: str, op: str, span: Span, label: str | None,
+    def _module(self, graph: ir.Graph, y: int, *, kind: str, op: str, span: Span, label: str | None,
                 lspan: Span | None, seg: str, path: str, cur: int, args: dict | None = None,
-                written: tuple = (), positional: int = 0) -> int:
-        inner.outputs.append(("", y))
-        graph = inner.graph()
+                written: tuple = (), positional: int = 0, source: Any = None) -> int:
         inside = [n for n in graph.nodes if n.kind != "input"]
         out = graph.nodes[y]
         node = ir.GNode.model_construct(
             span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
             label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
             batched=out.batched, params=sum(n.params for n in inside), macs=sum(n.macs for n in inside),
-            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard)
+            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard, source=source)
         return self.b.add(node)
 
     def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
@@ -656,10 +656,27 @@ class _Walker:
         if self.run.depth >= MAX_CALL_DEPTH:
             raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
         seg, path = self.b.segment(label, lspan or c.span)
+        key = None if self.run.recording else _call_key(d, local, x, self.run.depth)
+        done = self.run.memo.get(key) if key is not None else None
+        if done is not None and self.run.steps + done.steps <= MAX_STEPS:
+            self.run.steps += done.steps
+            self.run.asserts.extend(done.asserts)
+            graph, y = _moved(done.graph, done.path, path, x.rf, self.run.whole, c.span), done.output
+        else:
+            graph, y = self._expand_block(c, d, local, path, cur, key)
+        args = {p.name: local[p.name] for p in d.params}
+        i = self._module(graph, y, kind="block", op=c.name, span=c.span, label=label, lspan=lspan, seg=seg,
+                         path=path, cur=cur, args=args, written=tuple(given), positional=_positional(c),
+                         source=_source(c, [p.name for p in d.params], env))
+        return self._name(label, i)
+
+    def _expand_block(self, c: ir.Call, d: ir.Definition, local: dict, path: str, cur: int, key: Any
+                      ) -> tuple[ir.Graph, int]:
+        """A block's body as a graph of its own, remembered under `key` (not None) when it expanded cleanly."""
         inner = _Body(path)
         entry = self._entry(inner, cur, c.span)
         local["@"] = inner.names
-        before = len(self.run.problems)
+        before, steps, asserts = len(self.run.problems), self.run.steps, len(self.run.asserts)
         self.run.depth += 1
         try:
             y = _Walker(self.run, inner).chain(d.body, local, entry)
@@ -671,11 +688,77 @@ class _Walker:
                                       for p in self.run.problems[before:]]
         if y == FAILED or len(self.run.problems) > before:
             raise _Failed
-        args = {p.name: local[p.name] for p in d.params}
-        i = self._module(inner, y, kind="block", op=c.name, span=c.span, label=label, lspan=lspan, seg=seg,
-                         path=path, cur=cur, args=args, written=tuple(given), positional=_positional(c))
-        self.b.nodes[i] = self.b.nodes[i].model_copy(update={"source": _source(c, [p.name for p in d.params], env)})
-        return self._name(label, i)
+        inner.outputs.append(("", y))
+        graph = inner.graph()
+        if key is not None:
+            self.run.memo[key] = _Expanded(graph, path, y, self.run.steps - steps, tuple(self.run.asserts[asserts:]))
+        return graph, y
+
+
+@dataclass(frozen=True)
+class _Expanded:
+    """A block call expanded once: its body's graph, made at `path`, and what expanding it counted."""
+
+    graph: ir.Graph
+    path: str
+    output: int
+    steps: int
+    asserts: tuple
+
+
+class _Unkeyed(Exception):
+    """A value that cannot be part of a call's key (a tensor reference, a symbolic size)."""
+
+
+def _call_key(d: ir.Definition, local: dict, x: ir.GNode, depth: int) -> Any:
+    """What a block call's body depends on, besides where it is (its module path) and the receptive
+    field reaching it: the definition, its arguments (with their types: 1 and 1.0 and true differ), the
+    shape of its input and how deep the call is. Calls with the same key expand to the same graph, which
+    `_moved` places at another path. None for a call that cannot be keyed."""
+    try:
+        return (id(d), depth, x.out_shape, x.batched, tuple(_frozen(local[p.name]) for p in d.params))
+    except _Unkeyed:
+        return None
+
+
+def _frozen(v: Any) -> Any:
+    t = type(v)
+    if t is int or t is str or t is bool or t is float or v is None:
+        return t, v
+    if t is list or t is tuple:
+        return t, tuple(_frozen(item) for item in v)
+    raise _Unkeyed
+
+
+def _moved(g: ir.Graph, old: str, new: str, rf: tuple, whole: tuple, call: Span | None = None) -> ir.Graph:
+    """A copy of a block body's graph, expanded at module path `old`, for a call at `new` (written at
+    `call`) whose input has receptive field `rf`: paths renamed, the input's span and receptive fields
+    recomputed as `_entry`, `_layer` and `_combine` make them."""
+    cut = len(old)
+    nodes: list[ir.GNode] = []
+    for n in g.nodes:
+        update: dict[str, Any] = {"path": new + n.path[cut:]} if n.path else {}
+        kind = n.kind
+        if kind == "input":
+            update["rf"] = rf
+            if call is not None:
+                update["span"] = call
+        elif kind == "combine":
+            update["rf"] = _largest([nodes[i].rf for i in n.inputs])
+        elif kind == "layer":
+            layer = LAYERS[n.op]
+            if layer.sources:
+                field_ = _largest([nodes[i].rf for i in n.inputs])
+                if layer.rf is not None:
+                    shaped = {k: (nodes[v.node].out_shape if isinstance(v, TensorRef) else v) for k, v in n.args.items()}
+                    field_ = layer.rf(shaped, nodes[n.inputs[0]].out_shape, field_, whole)
+                update["rf"] = field_
+        else:  # a block or a named container: its own body, entered with its input's field
+            body = _moved(n.body, old, new, nodes[n.inputs[0]].rf, whole)
+            update["body"] = body
+            update["rf"] = body.nodes[body.outputs[0][1]].rf
+        nodes.append(n.model_copy(update=update))
+    return g.model_copy(update={"nodes": tuple(nodes)})
 
 
 def _container_dim(c: ir.Container, env: dict) -> int:
