@@ -123,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", choices=("onnx",), default=[],
                    help="also check that every layer can be exported to this format exactly (E612)")
     p.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text")
+    p.add_argument("--no-cache", action="store_true",
+                   help="check every file afresh, and keep nothing (by default a file that checked clean is "
+                        "answered from .archspec_cache until it or a file it imports changes)")
+    p.add_argument("--cache-dir", metavar="DIR", help="where to keep the cache (default: $ARCHSPEC_CACHE_DIR, "
+                   "else .archspec_cache in the working folder)")
 
     p = sub.add_parser("layers", help="list every layer the language has, with its signature")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -331,58 +336,27 @@ def overrides(args: argparse.Namespace, batch: int = 1):
 
 @command
 def cmd_check(args: argparse.Namespace) -> int:
-    from .api import build
-    from .loader import load_file
-    from .passes import resolve
-    from .summary import one_line
-    from .targets import problems
+    from . import cache
 
+    root = cache.folder(args.cache_dir, args.no_cache)
+    options = {"set": [list(kv) for kv in args.overrides], "input": list(args.input or ()), "target": args.target,
+               "werror": args.werror, "allow_import_outside": args.allow_import_outside}
     sources = Sources()
     diags: list[Diagnostic] = []
     results: list[dict[str, Any]] = []
     lines: list[str] = []
     for path in args.files:
+        kept = cache.get(root, path, options) if root is not None else None
+        if kept is not None:  # checked clean before, and nothing it read has changed since
+            results.append({"file": path, "networks": kept["networks"]})
+            lines += kept["lines"]
+            continue
         entry: dict[str, Any] = {"file": path, "networks": []}
         results.append(entry)
-        try:
-            program = resolve(load_file(path, sources, args.allow_import_outside))
-            ov = overrides(args)
-        except ArchError as exc:
-            diags += exc.diagnostics
-            continue
-        nets = [n for n in program.own if program.definitions[n].kind == "network"]
-        found: dict[Diagnostic, list[str]] = {}  # one problem of several networks is shown once, naming them
-        for name in nets:
-            try:
-                spec = build(program, sources, name, ov)
-            except ArchError as exc:
-                for d in exc.diagnostics:
-                    found.setdefault(d, []).append(name)
-                continue
-            except RecursionError:
-                diags.append(Diagnostic("E005", "the spec is nested too deeply to analyse", Span(path), io=True))
-                continue
-            for d in spec.warnings:
-                found.setdefault(d, []).append(name)
-            for target in args.target:
-                for d in problems(spec.network, target):
-                    found.setdefault(d, []).append(name)
-            if args.werror and spec.warnings:
-                n = len(spec.warnings)
-                lines.append(f"{path}: {name}: failed, {n} warning{'s' * (n != 1)} treated as errors (--werror)")
-            else:
-                lines.append(one_line(spec.network))
-            entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
-                                      "output_shape": [d if isinstance(d, int) else str(d)
-                                                       for d in (1, *spec.output_shape)]})
-        for d, names in found.items():
-            if len(nets) > 1:
-                which = ", ".join(f"`{n}`" for n in names)
-                d = replace(d, notes=(*d.notes, f"checking network{'s' * (len(names) > 1)} {which}"))
-            diags.append(d)
-        if not nets:
-            blocks = sum(1 for n in program.own if program.definitions[n].kind == "block")
-            lines.append(f"{path}: ok, {blocks} block{'s' * (blocks != 1)} and no network")
+        before = (len(diags), len(lines))
+        read = _check_file(args, path, sources, entry, diags, lines)
+        if root is not None and read is not None and len(diags) == before[0]:
+            cache.put(root, path, options, read, lines[before[1]:], json.loads(_dumps(entry["networks"])))
     diags = promote(diags, args.werror)
     code = status(diags)
     if args.format == "json":
@@ -396,6 +370,58 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in lines:
             print(line)
     return code
+
+
+def _check_file(args: argparse.Namespace, path: str, sources: Sources, entry: dict[str, Any],
+                diags: list[Diagnostic], lines: list[str]) -> dict[str, str] | None:
+    """Check every network of one file, adding to `entry`, `diags` and `lines`; return the text of every
+    file it read (the spec and its imports), or None where it could not be loaded."""
+    from .api import build
+    from .loader import load_file
+    from .passes import resolve
+    from .summary import one_line
+    from .targets import problems
+
+    try:
+        program = resolve(load_file(path, sources, args.allow_import_outside))
+        ov = overrides(args)
+    except ArchError as exc:
+        diags += exc.diagnostics
+        return None
+    nets = [n for n in program.own if program.definitions[n].kind == "network"]
+    found: dict[Diagnostic, list[str]] = {}  # one problem of several networks is shown once, naming them
+    for name in nets:
+        try:
+            spec = build(program, sources, name, ov)
+        except ArchError as exc:
+            for d in exc.diagnostics:
+                found.setdefault(d, []).append(name)
+            continue
+        except RecursionError:
+            diags.append(Diagnostic("E005", "the spec is nested too deeply to analyse", Span(path), io=True))
+            continue
+        for d in spec.warnings:
+            found.setdefault(d, []).append(name)
+        for target in args.target:
+            for d in problems(spec.network, target):
+                found.setdefault(d, []).append(name)
+        if args.werror and spec.warnings:
+            n = len(spec.warnings)
+            lines.append(f"{path}: {name}: failed, {n} warning{'s' * (n != 1)} treated as errors (--werror)")
+        else:
+            lines.append(one_line(spec.network))
+        entry["networks"].append({"name": name, "params": spec.params, "macs": spec.macs,
+                                  "output_shape": [d if isinstance(d, int) else str(d)
+                                                   for d in (1, *spec.output_shape)]})
+    for d, names in found.items():
+        if len(nets) > 1:
+            which = ", ".join(f"`{n}`" for n in names)
+            d = replace(d, notes=(*d.notes, f"checking network{'s' * (len(names) > 1)} {which}"))
+        diags.append(d)
+    if not nets:
+        blocks = sum(1 for n in program.own if program.definitions[n].kind == "block")
+        lines.append(f"{path}: ok, {blocks} block{'s' * (blocks != 1)} and no network")
+    return {p: sources.texts[p] for p in program.files}
 
 
 def load_spec(args: argparse.Namespace, batch: int = 1):

@@ -29,7 +29,8 @@ class Program(ir.IR):
     own: tuple[str, ...]  # the definitions written in the root file itself, in order
     functions: dict[str, ir.FuncDef] = {}  # every `def` in scope
     budget: Any = None  # the evaluation Budget every network of this file draws on
-    # block calls expanded so far, shared by every network of this file (passes/expand.py `_Memo`)
+    files: tuple[str, ...] = ()  # every file read, as loaded: the root file, then its imports
+    # block calls expanded so far, shared by every network of this file (passes/expand.py `_Expanded`)
     expansions: dict = {}
 
 
@@ -148,4 +149,5 @@ def _program(root: str, files: dict[str, ir.SourceFile]) -> Program:
         raise ArchError(problems)
     own = tuple(d.name for d in files[root].definitions)
     return Program.model_construct(span=Span(root), root=root, definitions=definitions, own=own,
-                                   functions=functions, budget=Budget(functions=functions), expansions={})
+                                   functions=functions, budget=Budget(functions=functions), expansions={},
+                                   files=tuple(files))

@@ -60,3 +60,18 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
                         f"{diff}", pytrace=False)
 
     return check
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_check_cache() -> Iterator[None]:
+    """`archspec check` keeps what it found (archspec/cache.py); in the tests it is off, so no test is
+    answered from what another left. tests/test_cache.py turns it on where it tests it."""
+    before = os.environ.get("ARCHSPEC_NO_CACHE")
+    os.environ["ARCHSPEC_NO_CACHE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ARCHSPEC_NO_CACHE", None)
+        else:
+            os.environ["ARCHSPEC_NO_CACHE"] = before

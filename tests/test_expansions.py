@@ -66,9 +66,14 @@ def _compare(program, monkeypatch: pytest.MonkeyPatch) -> int:
         assert len(a) == len(b), name
         for x, y in zip(a, b):
             assert x == y, f"{name}: node {x[0]} differs from a fresh expansion"
-        assert got.asserts == want.asserts or [s for s, _ in got.asserts] == [s for s, _ in want.asserts]
+        assert [s for s, _ in got.asserts] == [s for s, _ in want.asserts]
+        assert _constraints(got) == _constraints(want), f"{name}: the size constraints differ"
         reused += _count_blocks(got.graph) - (len(program.expansions) - before)
     return reused
+
+
+def _constraints(net) -> list:
+    return [(str(c.left), c.op, str(c.right), c.where, c.what) for c in net.constraints]
 
 
 def _count_blocks(graph) -> int:
@@ -139,6 +144,21 @@ def test_reused_calls_keep_their_own_paths_spans_and_receptive_fields(monkeypatc
     assert len(entry_spans) == 5, "each call's body starts at its own call"
     fields = [n.rf for n in units]
     assert fields[0] != fields[1], "the second call sees a larger receptive field"
+
+
+SYMBOLIC = (TRIP.replace("input [3, 20, 24]", "input [3, H, W]").replace("input [3, 64, 48]", "input [3, H, W]")
+            .replace("  flatten\n", "  adaptive_avgpool2d(1)\n  flatten\n"))
+
+
+def test_symbolic_sizes_reuse_calls_within_a_network_with_its_constraints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `input [3, H, W]` the constraints a body's layers make are the network's own (`archspec
+    sizes` names the layer of each): calls are reused within a network only, and the constraints are
+    those a fresh expansion finds, each at the first layer that makes it."""
+    program = resolve(load_text(SYMBOLIC, Sources(), "<symbolic>"))
+    assert _compare(program, monkeypatch) >= 4
+    assert not program.expansions, "nothing kept for other networks"
+    net = _expand(program, "small", True, monkeypatch)
+    assert net.sizes == ("H", "W") and net.constraints
 
 
 def test_an_argument_of_another_type_is_another_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -156,13 +156,15 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     problem = network_problem(d.name)
     if problem:
         raise error("E208", f"`{d.name}` cannot name a network: {problem}", d.span)
-    run = _Run(program, memo=program.expansions)
     env, canonical = _bind_network(d, overrides)
     arguments = dict(env)
     body, env, steps = _variant(d, env, program)
     b = _Body("")
     inputs = [s for s in body.body if isinstance(s, ir.Input)]
     first_span, variables = _inputs(body, inputs, env, overrides, b)
+    # Block calls expanded once serve every network of the file; with symbolic sizes, only this network,
+    # whose recorder holds the constraints the first call made (a later call would make the same ones).
+    run = _Run(program, memo={} if variables else program.expansions)
     first = b.nodes[b.inputs[0]].out_shape
     run.whole = (first[1], first[2], 1, 1) if len(first) >= 3 else (first[1] if len(first) > 1 else 1, 1, 1, 1)
     env["@"] = b.names
@@ -656,12 +658,14 @@ class _Walker:
         if self.run.depth >= MAX_CALL_DEPTH:
             raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
         seg, path = self.b.segment(label, lspan or c.span)
-        key = None if self.run.recording else _call_key(d, local, x, self.run.depth)
+        key = _call_key(d, local, x, self.run.depth)
         done = self.run.memo.get(key) if key is not None else None
         if done is not None and self.run.steps + done.steps <= MAX_STEPS:
             self.run.steps += done.steps
             self.run.asserts.extend(done.asserts)
-            graph, y = _moved(done.graph, done.path, path, x.rf, self.run.whole, c.span), done.output
+            with quiet() if self.run.recording else _NOTHING:  # a receptive field never refuses a size
+                graph = _moved(done.graph, done.path, path, x.rf, self.run.whole, c.span)
+            y = done.output
         else:
             graph, y = self._expand_block(c, d, local, path, cur, key)
         args = {p.name: local[p.name] for p in d.params}
@@ -707,7 +711,7 @@ class _Expanded:
 
 
 class _Unkeyed(Exception):
-    """A value that cannot be part of a call's key (a tensor reference, a symbolic size)."""
+    """A value that cannot be part of a call's key (a tensor reference)."""
 
 
 def _call_key(d: ir.Definition, local: dict, x: ir.GNode, depth: int) -> Any:
@@ -716,7 +720,7 @@ def _call_key(d: ir.Definition, local: dict, x: ir.GNode, depth: int) -> Any:
     shape of its input and how deep the call is. Calls with the same key expand to the same graph, which
     `_moved` places at another path. None for a call that cannot be keyed."""
     try:
-        return (id(d), depth, x.out_shape, x.batched, tuple(_frozen(local[p.name]) for p in d.params))
+        return (id(d), depth, _frozen(x.out_shape), x.batched, tuple(_frozen(local[p.name]) for p in d.params))
     except _Unkeyed:
         return None
 
@@ -727,6 +731,8 @@ def _frozen(v: Any) -> Any:
         return t, v
     if t is list or t is tuple:
         return t, tuple(_frozen(item) for item in v)
+    if t is Size:  # by its text: comparing sizes would record a constraint
+        return t, str(v)
     raise _Unkeyed
 
 
@@ -750,7 +756,8 @@ def _moved(g: ir.Graph, old: str, new: str, rf: tuple, whole: tuple, call: Span 
             if layer.sources:
                 field_ = _largest([nodes[i].rf for i in n.inputs])
                 if layer.rf is not None:
-                    shaped = {k: (nodes[v.node].out_shape if isinstance(v, TensorRef) else v) for k, v in n.args.items()}
+                    shaped = {k: (nodes[v.node].out_shape if isinstance(v, TensorRef) else v)
+                              for k, v in n.args.items()}
                     field_ = layer.rf(shaped, nodes[n.inputs[0]].out_shape, field_, whole)
                 update["rf"] = field_
         else:  # a block or a named container: its own body, entered with its input's field
