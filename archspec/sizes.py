@@ -288,6 +288,26 @@ def _make(items: Any) -> SizeLike:
     return Size(tuple(pairs), sample)
 
 
+def total(values: Any) -> SizeLike:
+    """sum(values) for ints and Sizes, with the terms merged once: a module's MACs and activations are
+    sums of many symbolic sizes, and adding them one at a time remade (and sorted) every partial sum."""
+    whole = 0
+    merged: dict | None = None
+    for v in values:
+        if isinstance(v, Size):
+            if merged is None:
+                merged = {}
+            for m, c in v.terms:
+                merged[m] = merged.get(m, 0) + c
+        else:
+            whole += v
+    if merged is None:
+        return whole
+    if whole:
+        merged[()] = merged.get((), 0) + whole
+    return _make(merged)
+
+
 def _floordiv(terms: Terms, k: int) -> SizeLike:
     """(k*A + B) // k = A + B // k, exactly, for integer A and B: B keeps coefficients in [0, k)."""
     if k == 1:

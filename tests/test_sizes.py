@@ -18,6 +18,7 @@ import sys
 import pytest
 from differential import chains, spec_text  # noqa: E402  (tests/ is on the path under pytest)
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import archspec
 from archspec import ir
@@ -200,3 +201,41 @@ def test_an_artifact_that_fails_on_an_input_is_e607_not_an_internal_error():
     (d,) = exc.value.diagnostics
     assert d.code == "E607" and "pt2 fails on an input the torch module takes" in d.message
     assert "Guard failed" in d.message
+
+
+sizes_ = st.recursive(
+    st.one_of(st.integers(-5, 40), st.sampled_from(["H", "W"])),
+    lambda inner: st.tuples(st.sampled_from(["+", "-", "*", "//"]), inner, inner), max_leaves=6)
+
+
+def _size(tree, h: Size, w: Size):
+    if isinstance(tree, int):
+        return tree
+    if isinstance(tree, str):
+        return h if tree == "H" else w
+    op, a, b = tree
+    x, y = _size(a, h, w), _size(b, h, w)
+    if op == "//":
+        return x // (abs(y) + 1) if isinstance(y, int) else x
+    if op == "*" and not isinstance(x, int) and not isinstance(y, int):
+        return x + y  # products of sizes stay linear in each, as shapes are
+    return {"+": x + y, "-": x - y, "*": x * y}[op]
+
+
+@PROPERTY
+@given(st.lists(sizes_, max_size=8))
+def test_a_total_of_sizes_is_their_sum(trees):
+    """sizes.total, which adds a module's MACs and activations with their terms merged once, is the
+    same expression as adding them one at a time (the same terms), and the same number anywhere."""
+    from archspec.sizes import total
+
+    h, w = Size.var("H", 224), Size.var("W", 160)
+    values = [_size(t, h, w) for t in trees]
+    got, want = total(values), sum(values)
+    assert type(got) is type(want)
+    if isinstance(want, Size):
+        assert got.terms == want.terms and got.sample == want.sample
+        for hv, wv in GRID[::7]:
+            assert got.at({"H": hv, "W": wv}) == want.at({"H": hv, "W": wv})
+    else:
+        assert got == want

@@ -27,7 +27,7 @@ from ..evaluate import POISONED, Poisoned, evaluate
 from ..layers import LAYERS, MAX_DIM, REQUIRED, ShapeProblem
 from ..loader import Program
 from ..names import label_problem, network_problem
-from ..sizes import Recorder, Size, SizeError, is_symbolic, quiet, recording, sample_of, site
+from ..sizes import Recorder, Size, SizeError, is_symbolic, quiet, recording, sample_of, site, total
 from ..summary import show_shape
 from ..values import TensorRef, show, text, type_name
 from .combine import combine_shape
@@ -72,6 +72,7 @@ class _Run:
     problems: list[Diagnostic] = field(default_factory=list)
     recording: bool = False  # symbolic sizes: comparisons become constraints (archspec/sizes.py)
     memo: dict = field(default_factory=dict)  # block calls expanded so far: key -> _Expanded
+    sized: dict = field(default_factory=dict)  # symbolic shapes' bytes, by the shape's text (_bytes)
 
     def step(self, span: Span, n: int = 1) -> None:
         self.steps += n
@@ -525,7 +526,7 @@ class _Walker:
             rf = _largest([b.nodes[i].rf for i in outs])
         node = ir.GNode.model_construct(span=c.span, kind="combine", op=c.kind, args={"dim": dim} if c.kind ==
                                         "concat" else {}, inputs=tuple(outs), out_shape=shape, batched=batched,
-                                        activation_bytes=BYTES * prod(shape) if len(outs) > 1 else 0, rf=rf,
+                                        activation_bytes=_bytes(shape, self.run.sized) if len(outs) > 1 else 0, rf=rf,
                                         guard=self.guard)
         return b.add(node)
 
@@ -567,8 +568,8 @@ class _Walker:
         node = ir.GNode.model_construct(
             span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
             label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
-            batched=out.batched, params=sum(n.params for n in inside), macs=sum(n.macs for n in inside),
-            activation_bytes=sum(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard, source=source)
+            batched=out.batched, params=sum(n.params for n in inside), macs=total(n.macs for n in inside),
+            activation_bytes=total(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard, source=source)
         return self.b.add(node)
 
     def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
@@ -610,7 +611,8 @@ class _Walker:
             span=c.span, kind="layer", op=c.name, args=args, written=written, positional=_positional(c),
             inputs=inputs, label=label, label_span=lspan, path=path, segment=seg, out_shape=tuple(y),
             batched=bool(layer.sources), params=params, macs=macs, guard=self.guard,
-            activation_bytes=0 if c.name == "identity" else BYTES * prod(y), source=self._source, rf=rf)
+            activation_bytes=0 if c.name == "identity" else _bytes(y, self.run.sized), source=self._source,
+            rf=rf)
         return self._name(label, self.b.add(node))
 
     def _arguments(self, c: ir.Call, layer, env: dict) -> tuple[dict[str, Any], tuple[str, ...], dict[str, Span]]:
@@ -766,6 +768,19 @@ def _moved(g: ir.Graph, old: str, new: str, rf: tuple, whole: tuple, call: Span 
             update["rf"] = body.nodes[body.outputs[0][1]].rf
         nodes.append(n.model_copy(update=update))
     return g.model_copy(update={"nodes": tuple(nodes)})
+
+
+def _bytes(shape: tuple, kept: dict) -> Any:
+    """A tensor's size in bytes (fp32). A symbolic one is kept in `kept` (one network's: there each size
+    name stands for one variable) by its shape's text: many layers share a shape, and multiplying sizes
+    out is the costly part of checking a network with symbolic sizes."""
+    if all(type(d) is int for d in shape):
+        return BYTES * prod(shape)
+    key = tuple(d if type(d) is int else str(d) for d in shape)
+    found = kept.get(key)
+    if found is None:
+        found = kept[key] = BYTES * prod(shape)
+    return found
 
 
 def _container_dim(c: ir.Container, env: dict) -> int:

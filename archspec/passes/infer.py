@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic, error
+from ..sizes import total
 
 MAX_PARAMS = 100_000_000_000  # refuse before anything is allocated: 400 GB of fp32 weights
 LAYOUT = frozenset({"permute", "transpose", "reshape"})  # after these, a 3-D tensor is not (C, H, W)
@@ -26,7 +27,7 @@ def infer_shapes(net: ir.Network) -> ir.Network:
     run = [n for n in inside if not n.training_only]  # what an eval-mode forward pass computes
     return net.model_copy(update={
         "graph": graph, "warnings": net.warnings + tuple(warnings), "params": params,
-        "macs": sum(n.macs for n in run), "activation_bytes": sum(n.activation_bytes for n in run)})
+        "macs": total(n.macs for n in run), "activation_bytes": total(n.activation_bytes for n in run)})
 
 
 def _mark_training(g: ir.Graph) -> ir.Graph:
