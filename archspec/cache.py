@@ -7,8 +7,8 @@ printed, its JSON record, and every file the check read (the spec and all it imp
 with a hash of its text: the entry is used only while each of them still has that text, and only by
 the same archspec (a hash of its own source files and grammar, and the Python and lark versions).
 Only a file with no diagnostic at all is kept: errors and warnings are always found afresh, with the
-source lines they quote. Writes are atomic (a temporary file, then a rename); a cache folder that
-cannot be read or written is passed over silently, and a damaged entry is a miss.
+source lines they quote. Writes are atomic (a temporary file, then a rename) and respect the umask;
+a cache folder that cannot be read or written is passed over silently, and a damaged entry is a miss.
 
 The folder is `.archspec_cache` in the working folder (marked with a CACHEDIR.TAG and a .gitignore
 that ignores it all), or $ARCHSPEC_CACHE_DIR, or --cache-dir; --no-cache or ARCHSPEC_NO_CACHE=1
@@ -22,9 +22,11 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .errors import ArchError
+from .files import atomic_write, write_text
 
 FORMAT = 1  # of an entry; a change makes every older entry a miss
 DEFAULT = ".archspec_cache"
@@ -110,16 +112,9 @@ def put(root: Path, file: str, options: dict[str, Any], read: dict[str, str], li
              "lines": lines, "networks": networks}
     try:
         _prepare(root)
-        target = _entry_path(root, file, options)
-        fd, tmp = tempfile.mkstemp(prefix=".entry-", suffix=".tmp", dir=root)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f)  # key order kept: the JSON report prints the records as they are
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (OSError, TypeError, ValueError):
+        text = json.dumps(entry)  # key order kept: the JSON report prints the records as they are
+        atomic_write(_entry_path(root, file, options), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    except (OSError, TypeError, ValueError, ArchError):
         return
 
 
@@ -127,5 +122,5 @@ def _prepare(root: Path) -> None:
     if (root / "CACHEDIR.TAG").exists():
         return
     root.mkdir(parents=True, exist_ok=True)
-    (root / ".gitignore").write_text("# made by archspec: its cache is never committed\n*\n", encoding="utf-8")
-    (root / "CACHEDIR.TAG").write_text(TAG, encoding="utf-8")
+    write_text(root / ".gitignore", "# made by archspec: its cache is never committed\n*\n")
+    write_text(root / "CACHEDIR.TAG", TAG)

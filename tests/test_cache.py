@@ -206,3 +206,15 @@ def test_every_zoo_file_answers_from_the_cache_as_it_checks(tmp_path: Path, chec
         assert fresh[0] == 0
         assert run(capsys, "--cache-dir", where, "--format", fmt, *ZOO) == fresh
     assert len(checked) == 3 * len(ZOO), "the JSON run was answered from what the text run kept"
+
+
+def test_entries_are_written_with_the_umask_and_leave_no_temporary(spec: Path, tmp_path: Path, checked: list[str],
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    from archspec.files import file_mode
+
+    where = tmp_path / "cache"
+    run(capsys, "--cache-dir", str(where), str(spec))
+    files = sorted(where.iterdir())
+    assert [p.suffix for p in files].count(".json") == 1 and len(files) == 3, files
+    for p in files:
+        assert p.stat().st_mode & 0o777 == file_mode(), p
