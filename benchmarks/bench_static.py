@@ -72,6 +72,16 @@ network deep{n}() {{
     adaptive_avgpool2d(1)  flatten  linear(10)
 }}
 """),
+    # the same with symbolic sizes (`input [3, H, W]`): shapes are expressions, comparisons constraints
+    "residual_hw": ("specs/residual.arch", """import "residual.arch"
+
+network deep_hw{n}() {{
+    input [3, H, W]
+    conv2d(64, kernel=3, padding=1)  batchnorm2d  relu
+    repeat {n} {{ residual(64) }}
+    adaptive_avgpool2d(1)  flatten  linear(10)
+}}
+"""),
     # 16 tokens of 64 features through N of torchvision's ViT encoder blocks (4 heads, an MLP of 128), a head
     "vit": ("specs/torchvision/vit.arch", """import "vit.arch"
 
@@ -394,7 +404,8 @@ def summary_section(c: dict[str, Cmd]) -> list[str]:
             + table(["model", "archspec summary", "torchinfo", "ratio", "speed-up", "params", "params agree"], rows))
 
 
-DEEP_TITLES = {"residual": "the book's residual block", "vit": "torchvision's ViT encoder block"}
+DEEP_TITLES = {"residual": "the book's residual block", "vit": "torchvision's ViT encoder block",
+               "residual_hw": "the book's residual block at a symbolic size (input [3, H, W])"}
 
 
 def scaling_stats(c: dict[str, Cmd], deep: dict[str, dict[int, str]]) -> dict[str, dict[int, dict[str, float]]]:
@@ -417,10 +428,12 @@ def scaling_section(c: dict[str, Cmd], stats: dict[str, dict[int, dict[str, floa
                          marginal, growth])
             prev = n
     return (["## Scaling: generated networks of N blocks", "",
-             ("`residual`: `repeat N { residual(64) }` between a stem and a head, importing specs/residual.arch. "
-              "`vit`: `repeat N { encoder_block(4, 64, 128, 0.0, 0.0) }` (torchvision's ViT encoder block: layer "
-              "norms, multi-head attention, an MLP) on 16 tokens of 64 features, then a layer norm and a head, "
-              "importing specs/torchvision/vit.arch. The two command columns include interpreter start and imports; "
+             ("`residual`: `repeat N { residual(64) }` between a stem and a head, importing specs/residual.arch; "
+              "`residual_hw`: the same with `input [3, H, W]` (symbolic sizes: every shape an expression in H and "
+              "W, every comparison a constraint). `vit`: `repeat N { encoder_block(4, 64, 128, 0.0, 0.0) }` "
+              "(torchvision's ViT encoder block: layer norms, multi-head attention, an MLP) on 16 tokens of 64 "
+              "features, then a layer norm and a head, importing specs/torchvision/vit.arch. The two command "
+              "columns include interpreter start and imports; "
               "the in-process columns are a worker's stage times after its imports (parse: load + resolve; shapes: "
               "expand, naming, inference, asserts; check: both; summary: check + the JSON text). Best of the rounds. "
               "Linear scaling shows as a constant marginal cost per block and a check time that doubles with N."), ""]
