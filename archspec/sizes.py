@@ -481,14 +481,17 @@ def is_symbolic(v: Any) -> bool:
     return False
 
 
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Comparisons inside decide at the sample without becoming constraints (receptive fields, display)."""
-    token = _RECORDER.set(None)
-    try:
-        yield
-    finally:
-        _RECORDER.reset(token)
+class quiet:
+    """`with quiet():` comparisons inside decide at the sample without becoming constraints (receptive
+    fields, display). A class, as `site` is: expansion enters one for every layer of a symbolic network."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _RECORDER.set(None)
+
+    def __exit__(self, *exc: Any) -> None:
+        _RECORDER.reset(self.token)
 
 
 # ---- what the constraints allow --------------------------------------------------------------------

@@ -562,14 +562,14 @@ class _Walker:
 
     def _module(self, graph: ir.Graph, y: int, *, kind: str, op: str, span: Span, label: str | None,
                 lspan: Span | None, seg: str, path: str, cur: int, args: dict | None = None,
-                written: tuple = (), positional: int = 0, source: Any = None) -> int:
-        inside = [n for n in graph.nodes if n.kind != "input"]
+                written: tuple = (), positional: int = 0, source: Any = None, totals: tuple | None = None) -> int:
+        totals = totals if totals is not None else _totals(graph)
         out = graph.nodes[y]
         node = ir.GNode.model_construct(
             span=span, kind=kind, op=op, args=args or {}, written=written, positional=positional, inputs=(cur,),
             label=label, label_span=lspan, path=path, segment=seg, body=graph, out_shape=out.out_shape,
-            batched=out.batched, params=sum(n.params for n in inside), macs=total(n.macs for n in inside),
-            activation_bytes=total(n.activation_bytes for n in inside), rf=out.rf, guard=self.guard, source=source)
+            batched=out.batched, params=totals[0], macs=totals[1], activation_bytes=totals[2], rf=out.rf,
+            guard=self.guard, source=source)
         return self.b.add(node)
 
     def _layer(self, c: ir.Call, label: str | None, lspan: Span | None, env: dict, cur: int) -> int:
@@ -667,18 +667,19 @@ class _Walker:
             self.run.asserts.extend(done.asserts)
             with quiet() if self.run.recording else _NOTHING:  # a receptive field never refuses a size
                 graph = _moved(done.graph, done.path, path, x.rf, self.run.whole, c.span)
-            y = done.output
+            y, totals = done.output, done.totals
         else:
-            graph, y = self._expand_block(c, d, local, path, cur, key)
+            graph, y, totals = self._expand_block(c, d, local, path, cur, key)
         args = {p.name: local[p.name] for p in d.params}
         i = self._module(graph, y, kind="block", op=c.name, span=c.span, label=label, lspan=lspan, seg=seg,
                          path=path, cur=cur, args=args, written=tuple(given), positional=_positional(c),
-                         source=_source(c, [p.name for p in d.params], env))
+                         source=_source(c, [p.name for p in d.params], env), totals=totals)
         return self._name(label, i)
 
     def _expand_block(self, c: ir.Call, d: ir.Definition, local: dict, path: str, cur: int, key: Any
-                      ) -> tuple[ir.Graph, int]:
-        """A block's body as a graph of its own, remembered under `key` (not None) when it expanded cleanly."""
+                      ) -> tuple[ir.Graph, int, tuple]:
+        """A block's body as a graph of its own, its output and totals (_totals), remembered under `key`
+        (not None) when it expanded cleanly."""
         inner = _Body(path)
         entry = self._entry(inner, cur, c.span)
         local["@"] = inner.names
@@ -696,9 +697,17 @@ class _Walker:
             raise _Failed
         inner.outputs.append(("", y))
         graph = inner.graph()
+        totals = _totals(graph)
         if key is not None:
-            self.run.memo[key] = _Expanded(graph, path, y, self.run.steps - steps, tuple(self.run.asserts[asserts:]))
-        return graph, y
+            self.run.memo[key] = _Expanded(graph, path, y, self.run.steps - steps, tuple(self.run.asserts[asserts:]),
+                                           totals)
+        return graph, y, totals
+
+
+def _totals(graph: ir.Graph) -> tuple:
+    """A module's parameters, MACs and activation bytes: those of the nodes of its body."""
+    inside = [n for n in graph.nodes if n.kind != "input"]
+    return (sum(n.params for n in inside), total(n.macs for n in inside), total(n.activation_bytes for n in inside))
 
 
 @dataclass(frozen=True)
@@ -710,6 +719,7 @@ class _Expanded:
     output: int
     steps: int
     asserts: tuple
+    totals: tuple  # the module's params, MACs and activation bytes (_totals), the same at every call
 
 
 class _Unkeyed(Exception):
