@@ -419,6 +419,16 @@ class Recorder:
     seen: set = field(default_factory=set)
     where: Any = None
     what: str = ""
+    # every comparison made, repeats included: (key, left, op, right, where, what). An expansion that is
+    # reused elsewhere (passes/expand.py) replays its share into the recorder of the network reusing it.
+    made: list = field(default_factory=list)
+
+    def replay(self, made: Any) -> None:
+        """Record comparisons made under another recorder, as if they were made here, in their order."""
+        for key, left, op, right, where, what in made:
+            if key not in self.seen:
+                self.seen.add(key)
+                self.constraints.append(Constraint(left, op, right, where, what))
 
 
 _RECORDER: ContextVar[Recorder | None] = ContextVar("archspec_size_constraints", default=None)
@@ -463,11 +473,11 @@ def _decide(op: str, a: Any, b: Any) -> bool:
     r = _RECORDER.get()
     if r is not None:
         held = op if outcome else _OPPOSITE[op]
-        c = Constraint(a, held, bo, r.where, r.what)
         key = (str(a), held, str(bo))
+        r.made.append((key, a, held, bo, r.where, r.what))
         if key not in r.seen:
             r.seen.add(key)
-            r.constraints.append(c)
+            r.constraints.append(Constraint(a, held, bo, r.where, r.what))
     return outcome
 
 

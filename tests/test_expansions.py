@@ -16,6 +16,7 @@ import pytest
 from archspec.errors import Sources
 from archspec.loader import load_file, load_text
 from archspec.passes import resolve
+from archspec.sizes import Size
 
 expand_module = importlib.import_module("archspec.passes.expand")
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,18 +148,52 @@ def test_reused_calls_keep_their_own_paths_spans_and_receptive_fields(monkeypatc
 
 
 SYMBOLIC = (TRIP.replace("input [3, 20, 24]", "input [3, H, W]").replace("input [3, 64, 48]", "input [3, H, W]")
-            .replace("  flatten\n", "  adaptive_avgpool2d(1)\n  flatten\n"))
+            .replace("  flatten\n", "  adaptive_avgpool2d(1)\n  flatten\n")
+            .replace("linear differs\n  pair(8)", "linear differs\n  unit(8)  # small's first call\n  pair(8)"))
 
 
-def test_symbolic_sizes_reuse_calls_within_a_network_with_its_constraints(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_symbolic_sizes_reuse_calls_with_their_constraints(monkeypatch: pytest.MonkeyPatch) -> None:
     """With `input [3, H, W]` the constraints a body's layers make are the network's own (`archspec
-    sizes` names the layer of each): calls are reused within a network only, and the constraints are
-    those a fresh expansion finds, each at the first layer that makes it."""
+    sizes` names the layer of each): a reused call replays them into the network reusing it, and the
+    constraints are those a fresh expansion finds, each at the first layer that makes it."""
     program = resolve(load_text(SYMBOLIC, Sources(), "<symbolic>"))
-    assert _compare(program, monkeypatch) >= 4
-    assert not program.expansions, "nothing kept for other networks"
-    net = _expand(program, "small", True, monkeypatch)
-    assert net.sizes == ("H", "W") and net.constraints
+    assert "small's first call" in SYMBOLIC
+    _compare(program, monkeypatch)
+    fresh = program.model_copy(update={"expansions": {}})
+    _expand(fresh, "small", True, monkeypatch)
+    kept = len(fresh.expansions)
+    large = _expand(fresh, "large", True, monkeypatch)
+    assert len(fresh.expansions) - kept < _count_blocks(large.graph), "large reuses a call small made"
+    assert large.sizes == ("H", "W") and large.constraints
+
+
+def _samples_agree(graph, values: dict) -> int:
+    """Every symbolic size in the graph is decided at its own network's samples; returns how many."""
+    seen = 0
+    for n in graph.nodes:
+        for d in n.out_shape:
+            if isinstance(d, Size):
+                assert d.sample == d.at(values), (n.path, str(d), d.sample, d.at(values))
+                seen += 1
+        if n.body is not None:
+            seen += _samples_agree(n.body, values)
+    return seen
+
+
+def test_a_size_name_that_is_another_variable_is_another_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`H` is the first size of one network and the second of another, whose `transpose` brings its
+    input to the same text [3, H, W]: the samples its sizes are decided at differ, so its first call is
+    not the other network's first call, though their keys would agree on the shapes' text alone."""
+    spec = SYMBOLIC.replace("network large() {\n  input [3, H, W]",
+                            "network large() {\n  input [3, W, H]\n  transpose(1, 2)")
+    assert spec != SYMBOLIC
+    program = resolve(load_text(spec, Sources(), "<swapped>"))
+    _compare(program, monkeypatch)
+    for name in ("small", "large"):
+        net = _expand(program, name, True, monkeypatch)
+        first = net.graph.nodes[net.graph.inputs[0]].out_shape
+        values = {str(d): d.sample for d in first if isinstance(d, Size)}
+        assert len(values) == 2 and _samples_agree(net.graph, values) > 20
 
 
 def test_an_argument_of_another_type_is_another_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,6 +73,8 @@ class _Run:
     recording: bool = False  # symbolic sizes: comparisons become constraints (archspec/sizes.py)
     memo: dict = field(default_factory=dict)  # block calls expanded so far: key -> _Expanded
     sized: dict = field(default_factory=dict)  # symbolic shapes' bytes, by the shape's text (_bytes)
+    variables: tuple = ()  # the symbolic sizes, each (name, the sample it is decided at)
+    recorder: Any = None  # where comparisons of sizes become constraints (sizes.Recorder)
 
     def step(self, span: Span, n: int = 1) -> None:
         self.steps += n
@@ -163,13 +165,14 @@ def expand(program: Program, network: str | None = None, overrides: Overrides | 
     b = _Body("")
     inputs = [s for s in body.body if isinstance(s, ir.Input)]
     first_span, variables = _inputs(body, inputs, env, overrides, b)
-    # Block calls expanded once serve every network of the file; with symbolic sizes, only this network,
-    # whose recorder holds the constraints the first call made (a later call would make the same ones).
-    run = _Run(program, memo={} if variables else program.expansions)
+    # Block calls expanded once serve every network of the file (with symbolic sizes, those whose size
+    # names stand for the same variables: the key holds them; passes/expand.py `_call_key`).
+    run = _Run(program, memo=program.expansions,
+               variables=tuple((name, env[name].sample) for name in variables if isinstance(env[name], Size)))
     first = b.nodes[b.inputs[0]].out_shape
     run.whole = (first[1], first[2], 1, 1) if len(first) >= 3 else (first[1] if len(first) > 1 else 1, 1, 1, 1)
     env["@"] = b.names
-    recorder = Recorder()
+    recorder = run.recorder = Recorder()
     run.recording = bool(variables)  # numbers only: nothing to record, and no cost for it
     with recording(recorder) if variables else _NOTHING:
         _Walker(run, b).chain(body.body, env, b.inputs[0])
@@ -660,11 +663,13 @@ class _Walker:
         if self.run.depth >= MAX_CALL_DEPTH:
             raise io_error("E005", f"blocks are nested too deeply (more than {MAX_CALL_DEPTH} calls)", c.span)
         seg, path = self.b.segment(label, lspan or c.span)
-        key = _call_key(d, local, x, self.run.depth)
+        key = _call_key(d, local, x, self.run.depth, self.run.variables)
         done = self.run.memo.get(key) if key is not None else None
         if done is not None and self.run.steps + done.steps <= MAX_STEPS:
             self.run.steps += done.steps
             self.run.asserts.extend(done.asserts)
+            if self.run.recording:  # the constraints its layers made, now this network's too
+                self.run.recorder.replay(done.made)
             with quiet() if self.run.recording else _NOTHING:  # a receptive field never refuses a size
                 graph = _moved(done.graph, done.path, path, x.rf, self.run.whole, c.span)
             y, totals = done.output, done.totals
@@ -684,6 +689,7 @@ class _Walker:
         entry = self._entry(inner, cur, c.span)
         local["@"] = inner.names
         before, steps, asserts = len(self.run.problems), self.run.steps, len(self.run.asserts)
+        made = len(self.run.recorder.made) if self.run.recording else 0
         self.run.depth += 1
         try:
             y = _Walker(self.run, inner).chain(d.body, local, entry)
@@ -700,7 +706,7 @@ class _Walker:
         totals = _totals(graph)
         if key is not None:
             self.run.memo[key] = _Expanded(graph, path, y, self.run.steps - steps, tuple(self.run.asserts[asserts:]),
-                                           totals)
+                                           totals, tuple(self.run.recorder.made[made:]) if self.run.recording else ())
         return graph, y, totals
 
 
@@ -720,19 +726,23 @@ class _Expanded:
     steps: int
     asserts: tuple
     totals: tuple  # the module's params, MACs and activation bytes (_totals), the same at every call
+    made: tuple = ()  # with symbolic sizes: every comparison its layers made (sizes.Recorder.made)
 
 
 class _Unkeyed(Exception):
     """A value that cannot be part of a call's key (a tensor reference)."""
 
 
-def _call_key(d: ir.Definition, local: dict, x: ir.GNode, depth: int) -> Any:
+def _call_key(d: ir.Definition, local: dict, x: ir.GNode, depth: int, variables: tuple) -> Any:
     """What a block call's body depends on, besides where it is (its module path) and the receptive
     field reaching it: the definition, its arguments (with their types: 1 and 1.0 and true differ), the
-    shape of its input and how deep the call is. Calls with the same key expand to the same graph, which
-    `_moved` places at another path. None for a call that cannot be keyed."""
+    shape of its input, how deep the call is, and the network's size variables with the samples they are
+    decided at (a size's text, `H`, names another variable in a network whose `H` comes second). Calls
+    with the same key expand to the same graph, which `_moved` places at another path. None for a call
+    that cannot be keyed."""
     try:
-        return (id(d), depth, _frozen(x.out_shape), x.batched, tuple(_frozen(local[p.name]) for p in d.params))
+        return (id(d), depth, _frozen(x.out_shape), x.batched, tuple(_frozen(local[p.name]) for p in d.params),
+                variables)
     except _Unkeyed:
         return None
 
