@@ -231,14 +231,7 @@ def _non_negative(text: str) -> int:
 
 
 def _choices(allowed: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        chosen = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-        bad = [x for x in chosen if x not in allowed]
-        if bad or not chosen:
-            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or text!r}; choose from "
-                                             + ", ".join(allowed))
-        return chosen
-    return parse
+    return lambda text: list(comma_choices(text, allowed, what))
 
 
 _backends = _choices(("torch", "torch-compile", "torchscript", "onnxruntime"), "backend")
